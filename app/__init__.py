@@ -1,0 +1,1 @@
+"""streamkit reference app: LLM token streaming over Server-Sent Events, done right."""

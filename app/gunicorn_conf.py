@@ -1,0 +1,65 @@
+"""gunicorn configuration for the reference app (used by `streamkit serve`).
+
+Every value comes from app.settings (environment variables), so the timeout budget has one
+source. Docs: https://docs.gunicorn.org/en/stable/settings.html
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from app.settings import get_settings
+
+_settings = get_settings()
+
+# Where to listen. Default: 127.0.0.1:8000 (gunicorn's own default is also 127.0.0.1:8000).
+bind = [f"{_settings.host}:{_settings.port}"]
+
+# Number of worker processes; each is one uvicorn event loop serving many streams.
+# One or two per core: streams are I/O-bound. gunicorn default: 1.
+workers = _settings.workers
+
+# uvicorn inside gunicorn (the `uvicorn-worker` package; uvicorn.workers is deprecated).
+# gunicorn default: sync (one request per worker: useless for streams).
+worker_class = "uvicorn_worker.UvicornWorker"
+
+# Idle keep-alive seconds; uvicorn-worker passes this to uvicorn's timeout_keep_alive (uvicorn's
+# own --timeout-keep-alive flag is NOT read under gunicorn). Must exceed every proxy's upstream
+# keep-alive pool (nginx keepalive_timeout 60 s, Envoy/Traefik idle 60 s in the kit, AWS ALB 60 s)
+# so the proxy closes first; else a POST can land on a socket the app is closing: a 502.
+# gunicorn default: 2 s (uvicorn default: 5 s). Kit default: 75 s.
+keepalive = _settings.keepalive
+
+# Seconds a worker may be silent before the arbiter kills it. With async workers this only trips
+# when the event loop is blocked; long streams do not trip it (uvicorn notifies every tick), so
+# do not set 0 "for streams". gunicorn default: 30 s.
+timeout = 30
+
+# After SIGTERM, how long the arbiter waits for workers before SIGKILL. The app drains within
+# DRAIN_SECONDS (open streams finish or end with a `server_shutdown` event), so this is the drain
+# window plus 5 s to write terminal events and exit. Kubernetes terminationGracePeriodSeconds
+# must exceed preStop delay + this. gunicorn default: 30 s.
+graceful_timeout = _settings.graceful_timeout
+
+# Log to stderr; access log lines show status and duration of every stream.
+accesslog = "-"
+errorlog = "-"
+# gunicorn default: no access log.
+
+
+def on_starting(server: Any) -> None:
+    """Wipe the prometheus multiprocess directory: files from a previous run would be summed in."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges (active streams) from the aggregate."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,41 @@
+"""The reference app: `create_app()` wires settings, upstream, drain, middleware and routes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.drain import Drain, install_signal_handlers
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.routes import router
+from app.settings import Settings, get_settings
+from app.upstreams import make_upstream
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Only a real server's main thread owns signals (not a test client's thread).
+        if threading.current_thread() is threading.main_thread():
+            install_signal_handlers(app.state.drain)
+        yield
+        await app.state.upstream.aclose()
+
+    app = FastAPI(title="streamkit reference app", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.upstream = make_upstream(settings)
+    app.state.drain = Drain(settings.drain_seconds)
+    install_error_handlers(app)
+    app.include_router(router)
+    # Outermost last: the request id (and arrival time) exist before the body is read.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

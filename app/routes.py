@@ -1,0 +1,256 @@
+"""HTTP routes: the three streaming endpoints, model discovery, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from app import metrics
+from app.errors import INVALID_REQUEST, NOT_FOUND, SERVER_SHUTDOWN, APIError
+from app.fakellm import FakeKnobs
+from app.schemas import ChatCompletionRequest, FakeKnobsIn, ResponsesRequest
+from app.settings import Settings
+from app.streaming import Stream
+from app.upstreams import Generation, Upstream, UpstreamError, UpstreamStream
+from app.wire import ChatCompletionsEncoder, ChatStreamEncoder, Encoder, ResponsesEncoder, usage_of
+
+router = APIRouter()
+
+# Cookie the streaming routes set: shows that headers and cookies set by a route reach the client
+# on the streaming response itself (FastAPI does not merge an injected Response into a returned one).
+STREAM_COOKIE = "streamkit_stream"
+
+
+def _state(request: Request) -> tuple[Settings, Upstream]:
+    return request.app.state.settings, request.app.state.upstream
+
+
+def _knobs(settings: Settings, upstream: Upstream, knobs: FakeKnobsIn | None) -> FakeKnobs | None:
+    if knobs is None:
+        return None
+    if not settings.uses_fake:
+        raise APIError(
+            400,
+            "Fake LLM knobs are accepted only while the built-in fake upstream is active.",
+            INVALID_REQUEST,
+            param="fake",
+        )
+    defaults: FakeKnobs = upstream.defaults  # type: ignore[attr-defined]
+    return knobs.to_knobs(defaults)
+
+
+def _check(
+    settings: Settings,
+    upstream: Upstream,
+    request: Request,
+    model: str,
+    prompt: str,
+    param: str,
+    max_tokens: int | None,
+) -> None:
+    if request.app.state.drain.draining:
+        raise APIError(503, "The server is shutting down; retry the request.", SERVER_SHUTDOWN)
+    if model not in upstream.models:
+        raise APIError(404, f"The model '{model}' does not exist.", NOT_FOUND, param="model", code="model_not_found")
+    if len(prompt) > settings.max_prompt_chars:
+        raise APIError(
+            400,
+            f"The prompt is {len(prompt)} characters long; the limit is {settings.max_prompt_chars}.",
+            INVALID_REQUEST,
+            param=param,
+            code="context_length_exceeded",
+        )
+    if max_tokens is not None and max_tokens > settings.max_tokens_limit:
+        raise APIError(
+            400, f"max tokens must be at most {settings.max_tokens_limit}.", INVALID_REQUEST, param="max_tokens"
+        )
+
+
+async def _open(request: Request, route: str, generation: Generation) -> UpstreamStream:
+    """Start the upstream generation; failures known now become a proper HTTP status."""
+    _, upstream = _state(request)
+    try:
+        return await upstream.open(generation)
+    except UpstreamError as exc:
+        metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
+        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from exc
+
+
+async def _stream(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
+    upstream_stream = await _open(request, route, generation)
+    response = Stream(
+        route=route,
+        upstream=upstream_stream,
+        encoder=encoder,
+        settings=request.app.state.settings,
+        drain=request.app.state.drain,
+        received_at=request.state.received_at,
+        prompt_tokens=len(generation.prompt.split()),
+    ).response({})
+    response.set_cookie(STREAM_COOKIE, generation.request_id, httponly=True, samesite="strict")
+    return response
+
+
+async def _complete(request: Request, route: str, generation: Generation) -> tuple[str, str, dict[str, int]]:
+    """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage."""
+    upstream_stream = await _open(request, route, generation)
+    parts: list[str] = []
+    finish, usage = "stop", None
+    try:
+        async for chunk in upstream_stream:
+            parts.append(chunk.delta)
+            finish = chunk.finish_reason or finish
+            usage = chunk.usage or usage
+    except UpstreamError as exc:
+        metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
+        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from exc
+    finally:
+        await upstream_stream.aclose("completed")
+    prompt_tokens = len(generation.prompt.split())
+    return "".join(parts), finish, usage or usage_of(prompt_tokens, sum(1 for p in parts if p))
+
+
+def _encoder_args(request: Request, model: str) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    return {
+        "request_id": request.state.request_id,
+        "model": model,
+        "emit_timestamps": settings.emit_timestamps,
+        "retry_ms": settings.retry_ms,
+    }
+
+
+@router.get("/v1/chat/stream")
+async def chat_stream(
+    request: Request,
+    prompt: Annotated[str, Query(min_length=1)],
+    model: str | None = None,
+    max_tokens: Annotated[int | None, Query(ge=1)] = None,
+    tokens: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+    tokens_per_second: Annotated[float | None, Query(ge=0, le=1_000_000)] = None,
+    first_token_delay: Annotated[float | None, Query(ge=0, le=3600)] = None,
+    stall_at: Annotated[int | None, Query(ge=0)] = None,
+    stall_seconds: Annotated[float, Query(ge=0, le=3600)] = 0.0,
+    fail_at: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """EventSource-friendly stream: `start`, `token`*, then `done` or `error`."""
+    settings, upstream = _state(request)
+    model = model or settings.model_name
+    given: dict[str, Any] = {
+        "tokens": tokens,
+        "tokens_per_second": tokens_per_second,
+        "first_token_delay": first_token_delay,
+        "stall_at": stall_at,
+        "fail_at": fail_at,
+    }
+    knobs_in = None
+    if any(v is not None for v in given.values()) or stall_seconds:
+        knobs_in = FakeKnobsIn(**given, stall_seconds=stall_seconds)
+    _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
+    generation = Generation(
+        request_id=request.state.request_id,
+        model=model,
+        prompt=prompt,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        fake=_knobs(settings, upstream, knobs_in),
+    )
+    encoder = ChatStreamEncoder(**_encoder_args(request, model))
+    return await _stream(request, "chat_stream", generation, encoder)
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, body: ChatCompletionRequest) -> Response:
+    settings, upstream = _state(request)
+    _check(settings, upstream, request, body.model, body.prompt(), "messages", body.token_limit())
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    generation = Generation(
+        request_id=request.state.request_id,
+        model=body.model,
+        prompt=body.prompt(),
+        messages=[msg.model_dump(exclude_none=True) for msg in body.messages],
+        max_tokens=body.token_limit(),
+        include_usage=include_usage,
+        fake=_knobs(settings, upstream, body.fake),
+        extra=body.passthrough(),
+    )
+    encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage)
+    if body.stream:
+        return await _stream(request, "chat_completions", generation, encoder)
+    text, finish, usage = await _complete(request, "chat_completions", generation)
+    return JSONResponse(
+        {
+            "id": encoder.completion_id,
+            "object": "chat.completion",
+            "created": encoder.created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage,
+        }
+    )
+
+
+@router.post("/v1/responses")
+async def responses(request: Request, body: ResponsesRequest) -> Response:
+    settings, upstream = _state(request)
+    _check(settings, upstream, request, body.model, body.prompt(), "input", body.max_output_tokens)
+    generation = Generation(
+        request_id=request.state.request_id,
+        model=body.model,
+        prompt=body.prompt(),
+        messages=body.messages(),
+        max_tokens=body.max_output_tokens,
+        fake=_knobs(settings, upstream, body.fake),
+    )
+    encoder = ResponsesEncoder(**_encoder_args(request, body.model))
+    if body.stream:
+        return await _stream(request, "responses", generation, encoder)
+    text, _, usage = await _complete(request, "responses", generation)
+    encoder.text_parts = [text]
+    done = encoder.response(
+        "completed",
+        [encoder.message("completed")],
+        {
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
+    )
+    return JSONResponse(done)
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> dict[str, Any]:
+    _, upstream = _state(request)
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "created": 0, "owned_by": "streamkit"} for name in upstream.models],
+    }
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    drain = request.app.state.drain
+    if drain.draining:
+        return JSONResponse({"status": "draining", "open_streams": drain.open_streams}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics_endpoint() -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

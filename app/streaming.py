@@ -1,0 +1,206 @@
+"""The streaming core shared by every streaming endpoint.
+
+One stream = two tasks inside sse-starlette's task group:
+
+* the **producer** (`data_sender_callable`) reads the upstream and hands chunks over a
+  zero-buffer channel. It owns the upstream request: whatever ends the stream (client
+  disconnect, send timeout, drain deadline, max duration, upstream failure, completion), its
+  `finally` closes the upstream explicitly, shielded, with the reason.
+* the **consumer** (the response body iterator) frames each chunk for the wire and is the only
+  writer of events, so each stream ends with exactly one terminal event.
+
+Why this shape catches a disconnect in every window: sse-starlette listens for
+`http.disconnect` the whole time and cancels the task group when it comes. The producer is then
+parked at an `await` (the upstream read while waiting for the first token or between tokens, or
+the channel hand-over while the consumer is blocked sending to a slow client), so cancellation
+lands at once and the upstream closes within milliseconds. Nothing here polls
+`request.is_disconnected()`. A client that stops reading without closing is caught by the send
+timeout. Headers and the first bytes go out before the upstream's first token, and heartbeat
+comments flow from then on, so idle timeouts at every hop see traffic during a long TTFT.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Message
+
+from app import metrics as m
+from app.drain import Drain
+from app.errors import SERVER_ERROR, SERVER_SHUTDOWN, UPSTREAM_ERROR, UPSTREAM_TIMEOUT, error_body
+from app.settings import Settings
+from app.upstreams.base import Chunk, UpstreamError, UpstreamStream
+from app.wire import Encoder, usage_of
+
+log = logging.getLogger("app.streaming")
+
+STREAM_HEADERS = {
+    # no-cache: intermediaries must not serve a stored copy; no-transform: they must not
+    # re-encode (compress) the body, which would hold events back.
+    "Cache-Control": "no-cache, no-transform",
+    # sse-starlette also sets X-Accel-Buffering: no (nginx reads it per response).
+}
+
+_OUTCOME_OF_ERROR = {
+    UPSTREAM_ERROR: m.UPSTREAM_ERROR,
+    UPSTREAM_TIMEOUT: m.UPSTREAM_TIMEOUT,
+    SERVER_SHUTDOWN: m.SHUTDOWN,
+    SERVER_ERROR: m.UPSTREAM_ERROR,
+}
+
+
+class Terminal:
+    """The last item the producer hands over: how the generation ended."""
+
+    __slots__ = ("error", "finish_reason", "usage")
+
+    def __init__(
+        self, finish_reason: str = "stop", usage: dict[str, int] | None = None, error: dict[str, Any] | None = None
+    ) -> None:
+        self.finish_reason = finish_reason
+        self.usage = usage
+        self.error = error
+
+
+class Stream:
+    def __init__(
+        self,
+        *,
+        route: str,
+        upstream: UpstreamStream,
+        encoder: Encoder,
+        settings: Settings,
+        drain: Drain,
+        received_at: float,
+        prompt_tokens: int,
+    ) -> None:
+        self.route = route
+        self.upstream = upstream
+        self.encoder = encoder
+        self.settings = settings
+        self.drain = drain
+        self.received_at = received_at  # time.perf_counter() when the request arrived
+        self.prompt_tokens = prompt_tokens
+        self.reason: str | None = None  # why the stream ended early, once known
+        self.disconnected_at: float | None = None
+        self.outcome: str | None = None
+        self.tokens = 0
+        self._send, self._receive = anyio.create_memory_object_stream[Chunk | Terminal](0)
+
+    # --- producer -----------------------------------------------------------------------------
+    async def produce(self) -> None:
+        terminal = await self._pump()
+        async with self._send:
+            await self._send.send(terminal)
+
+    async def _pump(self) -> Terminal:
+        scope = anyio.CancelScope(deadline=anyio.current_time() + self.settings.max_stream_seconds)
+        self.drain.register(scope)
+        finish_reason, usage = "stop", None
+        closing = m.COMPLETED
+        try:
+            with scope:
+                async for chunk in self.upstream:
+                    if chunk.finish_reason is not None:
+                        finish_reason = chunk.finish_reason
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if chunk.delta:
+                        await self._send.send(chunk)
+            if scope.cancelled_caught:
+                if self.drain.draining:
+                    closing = m.SHUTDOWN
+                    return self._error(SERVER_SHUTDOWN, "The server is shutting down; retry the request.")
+                closing = m.UPSTREAM_TIMEOUT
+                return self._error(UPSTREAM_TIMEOUT, "The stream exceeded the maximum stream duration.")
+            return Terminal(finish_reason, usage)
+        except UpstreamError as exc:
+            closing = exc.type
+            m.UPSTREAM_ERRORS.labels(self.route, exc.type).inc()
+            return self._error(exc.type, exc.message, exc.code)
+        except Exception:
+            closing = m.UPSTREAM_ERROR
+            log.exception("stream %s failed", self.encoder.request_id)
+            return self._error(SERVER_ERROR, "The server had an error while streaming.")
+        except BaseException:
+            closing = self.end_reason()  # cancelled: client gone, send timeout or forced shutdown
+            raise
+        finally:
+            self.drain.unregister(scope)
+            with anyio.CancelScope(shield=True):
+                await self.upstream.aclose(closing)
+            if closing == m.CLIENT_DISCONNECT and self.disconnected_at is not None:
+                m.UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(self.route).observe(time.perf_counter() - self.disconnected_at)
+
+    def _error(self, type: str, message: str, code: str | None = None) -> Terminal:
+        return Terminal(error=error_body(message, type, None, code))
+
+    def end_reason(self) -> str:
+        """Why a stream ends without its terminal event reaching the client (decided once)."""
+        if self.reason is None:
+            self.reason = m.SHUTDOWN if self.drain.draining else m.SEND_TIMEOUT
+        return self.reason
+
+    async def on_disconnect(self, message: Message) -> None:
+        if self.reason is None:
+            self.reason = m.CLIENT_DISCONNECT
+            self.disconnected_at = time.perf_counter()
+
+    # --- consumer -----------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[bytes]:
+        route = self.route
+        m.ACTIVE_STREAMS.labels(route).inc()
+        last_token_at = 0.0
+        try:
+            for frame in self.encoder.start():
+                yield frame
+            m.TIME_TO_FIRST_BYTE.labels(route).observe(time.perf_counter() - self.received_at)
+            async with self._receive:
+                async for item in self._receive:
+                    if isinstance(item, Chunk):
+                        now = time.perf_counter()
+                        if self.tokens:
+                            m.INTER_TOKEN_GAP.labels(route).observe(now - last_token_at)
+                        else:
+                            m.TIME_TO_FIRST_TOKEN.labels(route).observe(now - self.received_at)
+                        last_token_at = now
+                        self.tokens += 1
+                        yield self.encoder.token(item)
+                        continue
+                    if item.error is not None:
+                        self.outcome = _OUTCOME_OF_ERROR.get(item.error["error"]["type"], m.UPSTREAM_ERROR)
+                        yield self.encoder.error(item.error)
+                    else:
+                        self.outcome = m.COMPLETED
+                        usage = item.usage or usage_of(self.prompt_tokens, self.tokens)
+                        for frame in self.encoder.done(item.finish_reason, usage):
+                            yield frame
+                    return
+        finally:
+            outcome = self.outcome or self.end_reason()
+            m.ACTIVE_STREAMS.labels(route).dec()
+            m.TOKENS_STREAMED.labels(route).inc(self.tokens)
+            m.STREAM_DURATION.labels(route, outcome).observe(time.perf_counter() - self.received_at)
+            if outcome != m.COMPLETED:
+                m.STREAMS_CANCELLED.labels(route, outcome).inc()
+
+    def _ping(self) -> ServerSentEvent:
+        m.PINGS_SENT.labels(self.route).inc()
+        return ServerSentEvent(comment="ping", sep="\n")
+
+    def response(self, headers: dict[str, str]) -> EventSourceResponse:
+        return EventSourceResponse(
+            self.events(),
+            headers={**STREAM_HEADERS, **headers},
+            ping=self.settings.ping_interval,
+            ping_message_factory=self._ping,
+            sep="\n",
+            send_timeout=self.settings.send_timeout,
+            data_sender_callable=self.produce,
+            client_close_handler_callable=self.on_disconnect,
+        )

@@ -1,0 +1,247 @@
+"""Wire formats: how one generation is framed for each endpoint.
+
+Every encoder turns the same stream of upstream chunks into SSE bytes, and each stream ends with
+exactly one terminal event (`done`/`[DONE]`/`response.completed`, or `error`). Framing is done
+by hand into bytes (no model object per token) because this is the per-token hot path.
+All JSON is compact and escapes control characters, so no prompt text can inject an SSE field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from app.upstreams.base import Chunk
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def sse(data: str, event: str | None = None, id: int | None = None, retry: int | None = None) -> bytes:
+    head = ""
+    if id is not None:
+        head += f"id: {id}\n"
+    if event is not None:
+        head += f"event: {event}\n"
+    if retry is not None:
+        head += f"retry: {retry}\n"
+    return f"{head}data: {data}\n\n".encode()
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class Encoder:
+    """Base: subclasses frame start, token, done and error for one endpoint."""
+
+    def __init__(self, request_id: str, model: str, emit_timestamps: bool, retry_ms: int) -> None:
+        self.request_id = request_id
+        self.model = model
+        self.emit_timestamps = emit_timestamps
+        self.retry_ms = retry_ms
+        self.created = int(time.time())
+        self.text_parts: list[str] = []
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def token(self, chunk: Chunk) -> bytes:
+        raise NotImplementedError
+
+    def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        raise NotImplementedError
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+
+class ChatStreamEncoder(Encoder):
+    """GET /v1/chat/stream: EventSource-friendly named events, `id:` on each, `retry:` first."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seq = 0
+
+    def _next_id(self) -> int:
+        self.seq += 1
+        return self.seq - 1
+
+    def start(self) -> list[bytes]:
+        data = _dumps({"id": self.request_id, "model": self.model})
+        return [sse(data, "start", self._next_id(), self.retry_ms)]
+
+    def token(self, chunk: Chunk) -> bytes:
+        payload: dict[str, Any] = {"delta": chunk.delta}
+        if self.emit_timestamps:
+            payload["emitted_at"] = time.time()
+        return sse(_dumps(payload), "token", self._next_id())
+
+    def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        data = _dumps({"finish_reason": finish_reason, "usage": usage})
+        return [sse(data, "done", self._next_id())]
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        return sse(_dumps(error), "error", self._next_id())
+
+
+class ChatCompletionsEncoder(Encoder):
+    """POST /v1/chat/completions with stream=true: OpenAI chunks, then `data: [DONE]`."""
+
+    def __init__(self, *args: Any, include_usage: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.include_usage = include_usage
+        self.completion_id = f"chatcmpl-{self.request_id}"
+        self._prefix = (
+            '{"id":'
+            + _dumps(self.completion_id)
+            + ',"object":"chat.completion.chunk","created":'
+            + str(self.created)
+            + ',"model":'
+            + _dumps(self.model)
+            + ","
+        )
+
+    def _chunk(self, body: str) -> bytes:
+        stamp = f',"emitted_at":{time.time()}' if self.emit_timestamps else ""
+        return b"data: " + (self._prefix + body + stamp + "}").encode() + b"\n\n"
+
+    def start(self) -> list[bytes]:
+        return [self._chunk('"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]')]
+
+    def token(self, chunk: Chunk) -> bytes:
+        if chunk.raw is not None:
+            if self.emit_timestamps:
+                return b"data: " + chunk.raw[:-1] + f',"emitted_at":{time.time()}}}'.encode() + b"\n\n"
+            return b"data: " + chunk.raw + b"\n\n"
+        return self._chunk(
+            '"choices":[{"index":0,"delta":{"content":' + _dumps(chunk.delta) + '},"finish_reason":null}]'
+        )
+
+    def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        out = [self._chunk('"choices":[{"index":0,"delta":{},"finish_reason":' + _dumps(finish_reason) + "}]")]
+        if self.include_usage and usage is not None:
+            out.append(self._chunk('"choices":[],"usage":' + _dumps(usage)))
+        out.append(b"data: [DONE]\n\n")
+        return out
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        return b"data: " + _dumps(error).encode() + b"\n\n"
+
+
+class ResponsesEncoder(Encoder):
+    """POST /v1/responses with stream=true: Responses API events through `response.completed`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seq = 0
+        self.response_id = f"resp_{self.request_id}"
+        self.item_id = f"msg_{self.request_id}"
+
+    def _event(self, type: str, **fields: Any) -> bytes:
+        payload = {"type": type, "sequence_number": self.seq, **fields}
+        if self.emit_timestamps and type == "response.output_text.delta":
+            payload["emitted_at"] = time.time()
+        self.seq += 1
+        return sse(_dumps(payload), type)
+
+    def response(
+        self,
+        status: str,
+        output: list[dict[str, Any]],
+        usage: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": self.response_id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "model": self.model,
+            "output": output,
+            "usage": usage,
+            "error": error,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+
+    def message(self, status: str) -> dict[str, Any]:
+        content = [self.text_part()] if status == "completed" else []
+        return {"id": self.item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+    def text_part(self) -> dict[str, Any]:
+        return {"type": "output_text", "text": "".join(self.text_parts), "annotations": []}
+
+    def start(self) -> list[bytes]:
+        created = self.response("in_progress", [])
+        return [
+            self._event("response.created", response=created),
+            self._event("response.in_progress", response=created),
+            self._event("response.output_item.added", output_index=0, item=self.message("in_progress")),
+            self._event(
+                "response.content_part.added",
+                item_id=self.item_id,
+                output_index=0,
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": []},
+            ),
+        ]
+
+    def token(self, chunk: Chunk) -> bytes:
+        self.text_parts.append(chunk.delta)
+        return self._event(
+            "response.output_text.delta",
+            item_id=self.item_id,
+            output_index=0,
+            content_index=0,
+            delta=chunk.delta,
+            logprobs=[],
+        )
+
+    def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        text = "".join(self.text_parts)
+        resp_usage: dict[str, Any] | None = None
+        if usage is not None:
+            resp_usage = {
+                "input_tokens": usage["prompt_tokens"],
+                "output_tokens": usage["completion_tokens"],
+                "total_tokens": usage["total_tokens"],
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            }
+        return [
+            self._event(
+                "response.output_text.done",
+                item_id=self.item_id,
+                output_index=0,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            ),
+            self._event(
+                "response.content_part.done",
+                item_id=self.item_id,
+                output_index=0,
+                content_index=0,
+                part=self.text_part(),
+            ),
+            self._event("response.output_item.done", output_index=0, item=self.message("completed")),
+            self._event(
+                "response.completed", response=self.response("completed", [self.message("completed")], resp_usage)
+            ),
+        ]
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        inner = error["error"]
+        return self._event(
+            "error",
+            code=inner.get("code") or inner["type"],
+            message=inner["message"],
+            param=inner.get("param"),
+            error=inner,
+        )

@@ -1,0 +1,1 @@
+"""streamkit: the checker (probe, lint), the local process runner, and the CLI."""

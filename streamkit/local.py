@@ -1,0 +1,157 @@
+"""Local processes for the demo and the tests: free ports, start, wait until ready, stop by PID.
+
+Every process is started in its own session, logs to a file, and is stopped by its PID: SIGTERM
+first, SIGKILL after a deadline, and any children it left (gunicorn workers) by their PIDs too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float, interval: float = 0.02, what: str = "condition"
+) -> object:
+    """Poll `predicate` until it returns something truthy; raise TimeoutError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Process:
+    """One started process with its log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def logs(self, tail: int = 200) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(lines[-tail:])
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL; then SIGKILL any leftover children, each by PID."""
+        if self.popen is None:
+            return None
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        for child in children:
+            try:
+                child.kill()
+                child.wait(5)
+            except psutil.NoSuchProcess:
+                pass
+        return self.popen.returncode
+
+
+def http_ready(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def start_app(
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    port: int | None = None,
+    timeout: float = 20.0,
+) -> tuple[Process, str]:
+    """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL."""
+    port = port or free_port()
+    metrics_dir = log_dir / f"metrics-{port}"
+    proc = Process(
+        name="app",
+        argv=[
+            sys.executable,
+            "-m",
+            "streamkit.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        log_path=log_dir / f"app-{port}.log",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: not proc.alive() or http_ready(url + "/healthz")(), timeout, 0.05, "app /healthz")
+        if not proc.alive():
+            raise RuntimeError(f"app exited at start:\n{proc.logs()}")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url

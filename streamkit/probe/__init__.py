@@ -1,0 +1,1 @@
+"""`streamkit probe`: measure whether a deployment really streams."""
