@@ -15,6 +15,9 @@ APT_BINARIES := nginx haproxy prometheus promtool chromium
 
 .PHONY: demo test lint bench deps system-deps clean
 
+# Extra set-up per part of the kit (each file adds prerequisites to `deps`).
+include $(wildcard mk/*.mk)
+
 $(STAMPS):
 	mkdir -p $(STAMPS)
 

@@ -6,8 +6,10 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app.drain import Drain, install_signal_handlers
 from app.errors import install_error_handlers
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain(settings.drain_seconds)
     install_error_handlers(app)
     app.include_router(router)
+    # The demo page (plain HTML + JS, no build step) at `/`.
+    app.mount("/", StaticFiles(directory=Path(__file__).parent / "static", html=True), name="static")
     # Outermost last: the request id (and arrival time) exist before the body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

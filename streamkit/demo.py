@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -35,8 +36,14 @@ PY
 """
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from streamkit.local import start_app
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the demo as Ctrl-C does, cleaning up
 
     log_dir = Path(tempfile.mkdtemp(prefix="streamkit-demo-"))
     app, url = start_app(log_dir, env={"EMIT_TIMESTAMPS": "true"}, port=args.port)
