@@ -43,6 +43,11 @@ timeout = 30
 # must exceed preStop delay + this. gunicorn default: 30 s.
 graceful_timeout = _settings.graceful_timeout
 
+# gunicorn 23+ opens a runtime control socket in the home directory by default; several app
+# instances on one host (tests, sidecars) would share its path. The kit does not use it.
+# gunicorn default: enabled (~/.gunicorn/gunicorn.ctl).
+control_socket_disable = True
+
 # Log to stderr; access log lines show status and duration of every stream.
 accesslog = "-"
 errorlog = "-"

@@ -28,7 +28,8 @@ from typing import Any
 
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Message
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Message, Receive, Scope, Send
 
 from app import metrics as m
 from app.drain import Drain
@@ -67,6 +68,17 @@ class Terminal:
         self.error = error
 
 
+class _Response(EventSourceResponse):
+    """sse-starlette's response, with a send timeout treated as the expected end it is (the stream
+    already recorded it and closed its upstream) rather than an application error."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.info("send timeout: client stopped reading; stream dropped")
+
+
 class Stream:
     def __init__(
         self,
@@ -94,9 +106,12 @@ class Stream:
 
     # --- producer -----------------------------------------------------------------------------
     async def produce(self) -> None:
-        terminal = await self._pump()
-        async with self._send:
-            await self._send.send(terminal)
+        try:
+            terminal = await self._pump()
+            async with self._send:
+                await self._send.send(terminal)
+        except anyio.BrokenResourceError:
+            return  # the consumer is gone (send timeout): _pump already closed the upstream
 
     async def _pump(self) -> Terminal:
         scope = anyio.CancelScope(deadline=anyio.current_time() + self.settings.max_stream_seconds)
@@ -111,7 +126,7 @@ class Stream:
                     if chunk.usage is not None:
                         usage = chunk.usage
                     if chunk.delta:
-                        await self._send.send(chunk)
+                        await self._send.send(chunk)  # BrokenResourceError: consumer gone
             if scope.cancelled_caught:
                 if self.drain.draining:
                     closing = m.SHUTDOWN
@@ -119,6 +134,9 @@ class Stream:
                 closing = m.UPSTREAM_TIMEOUT
                 return self._error(UPSTREAM_TIMEOUT, "The stream exceeded the maximum stream duration.")
             return Terminal(finish_reason, usage)
+        except anyio.BrokenResourceError:
+            closing = self.end_reason()
+            raise
         except UpstreamError as exc:
             closing = exc.type
             m.UPSTREAM_ERRORS.labels(self.route, exc.type).inc()
@@ -194,7 +212,7 @@ class Stream:
         return ServerSentEvent(comment="ping", sep="\n")
 
     def response(self, headers: dict[str, str]) -> EventSourceResponse:
-        return EventSourceResponse(
+        return _Response(
             self.events(),
             headers={**STREAM_HEADERS, **headers},
             ping=self.settings.ping_interval,
