@@ -6,6 +6,7 @@ first, SIGKILL after a deadline, and any children it left (gunicorn workers) by 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -18,6 +19,16 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+
+def _terminate_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the starting process dies (a killed test run
+    must not leave servers behind). Linux only; elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:

@@ -6,19 +6,21 @@ Measured by the upstream's own record: the fake LLM writes when and why its gene
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 
 import httpx
 
 from tests.app.conftest import SEND_TIMEOUT, RunningApp
+from tests.stalled_client import StalledClient
 
 # Client hang-up to upstream generator closed (loopback; the goal in bench/ is 50 ms).
 MAX_CLOSE_DELAY = 0.100
 # A send blocked on a client that stopped reading is abandoned after SEND_TIMEOUT; allow this
 # much scheduling slack on top.
-SEND_TIMEOUT_SLACK = 0.150
+SEND_TIMEOUT_SLACK = 0.250
+# Filling the kernel's send buffer (up to 4 MiB) with fast tokens, then the send timeout.
+FILL_AND_TIMEOUT = 60.0
 
 
 def _open_and_hang_up(url: str, request_id: str, events_before_close: int) -> float:
@@ -54,29 +56,13 @@ def test_disconnect_between_tokens(running_app: RunningApp) -> None:
     assert record.closed_at is not None and record.closed_at - hung_up <= MAX_CLOSE_DELAY
 
 
-def _stalled_reader(url: str, request_id: str) -> socket.socket:
-    """A raw client with a tiny receive buffer that reads the headers and then stops reading."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    path = "/v1/chat/stream?prompt=c&tokens=1000000&tokens_per_second=0&first_token_delay=0"
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Request-ID: {request_id}\r\n\r\n".encode())
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += sock.recv(1024)
-    return sock
-
-
 def test_disconnect_while_send_is_blocked(running_app: RunningApp) -> None:
     request_id = f"w3-{uuid.uuid4().hex[:8]}"
-    sock = _stalled_reader(running_app.url, request_id)
-    # Stay connected without reading for less than the send timeout: the app's send blocks
-    # once the socket buffers fill (a few hundred KB of a million fast tokens).
-    time.sleep(SEND_TIMEOUT / 2)
-    hung_up = time.time()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-    sock.close()
+    client = StalledClient.flood(running_app.url, request_id)
+    try:
+        client.wait_until_blocked()
+    finally:
+        hung_up = client.reset()
     record = running_app.record(request_id)
     assert record.close_reason == "client_disconnect"
     assert not record.completed
@@ -85,11 +71,11 @@ def test_disconnect_while_send_is_blocked(running_app: RunningApp) -> None:
 
 def test_client_that_stops_reading_hits_the_send_timeout(running_app: RunningApp) -> None:
     request_id = f"w4-{uuid.uuid4().hex[:8]}"
-    sock = _stalled_reader(running_app.url, request_id)
+    client = StalledClient.flood(running_app.url, request_id)
     try:
-        record = running_app.record(request_id, timeout=SEND_TIMEOUT + 5)
+        record = running_app.record(request_id, timeout=FILL_AND_TIMEOUT)
     finally:
-        sock.close()
+        client.close()
     assert record.close_reason == "send_timeout"
     assert not record.completed
     assert record.closed_at is not None and record.last_emit_at is not None

@@ -24,7 +24,7 @@ def rid() -> str:
 
 def test_events_arrive_incrementally(running_app: RunningApp) -> None:
     obs = observe(
-        f"{running_app.url}/v1/chat/stream?prompt=incremental&tokens=20&tokens_per_second=20&first_token_delay=0"
+        f"{running_app.url}/v1/chat/stream?prompt=incremental&tokens=20&tokens_per_second=20&first_token_delay=0.3"
     )
     tokens = [e for e in obs.events if e.event == "token"]
     assert len(tokens) == 20
