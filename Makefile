@@ -13,10 +13,17 @@ STAMPS := .stamps
 APT_PACKAGES := nginx haproxy prometheus chromium fonts-liberation
 APT_BINARIES := nginx haproxy prometheus promtool chromium
 
-.PHONY: demo test lint bench deps system-deps clean
+.PHONY: help demo test lint bench deps system-deps clean
+.DEFAULT_GOAL := help
 
 # Extra set-up per part of the kit (each file adds prerequisites to `deps`).
 include $(wildcard mk/*.mk)
+
+help:
+	@echo "make demo   the app on its fake LLM behind a real proxy, a probe report and the URLs"
+	@echo "make test   lint, then every test (installs what it needs on Debian, as root)"
+	@echo "make lint   ruff + mypy"
+	@echo "make bench  benchmarks on 127.0.0.1 (bench/README.md)"
 
 $(STAMPS):
 	mkdir -p $(STAMPS)

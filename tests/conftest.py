@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamkit.local import Process, start_app
+from tests import support_matrix
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -19,6 +20,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    support_matrix.collected(items)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    support_matrix.record(report)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    support_matrix.finish(session)
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
