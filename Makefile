@@ -59,4 +59,4 @@ bench: deps
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-crd-schemas $(STAMPS) .pytest_cache .mypy_cache .ruff_cache
