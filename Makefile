@@ -48,6 +48,7 @@ deps: system-deps $(STAMPS)/venv
 lint: $(STAMPS)/venv
 	$(BIN)/ruff check app streamkit tests bench
 	$(BIN)/mypy
+	$(BIN)/streamkit lint infra/
 
 test: deps lint
 	$(BIN)/pytest

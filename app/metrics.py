@@ -22,10 +22,28 @@ from prometheus_client import (
     multiprocess,
 )
 
-# Time to first byte / first token. Start fine (a local fake answers in ms), end wide (reasoning
-# models think for minutes). Close to vLLM's TTFT set (0.001 ... 2560 s, which SGLang and LMDeploy
-# reuse) but without its sub-ms and 2560 s ends, and with 1.5/2 s for the common SLO edge.
+# Buckets. The client library's default stops at 10 s, far below a long TTFT or stream, so every
+# histogram sets its own. The two public anchors for LLM latencies (see the research notes):
+#   vLLM TTFT (vllm/v1/metrics/buckets.py, reused by SGLang and LMDeploy):
+#     0.001 0.005 0.01 0.02 0.04 0.06 0.08 0.1 0.25 0.5 0.75 1 2.5 5 7.5 10 20 40 80 160 640 2560
+#   OTel GenAI gen_ai.server.time_to_first_token: the same set cut at 10 s;
+#     gen_ai.client.operation.time_to_first_chunk: powers of two, 0.01 0.02 ... 40.96 81.92.
+#   vLLM inter-token: 0.01 0.025 0.05 0.075 0.1 0.15 0.2 0.3 0.4 0.5 0.75 1 2.5 5 7.5 10 20 40 80;
+#   OTel gen_ai.server.time_per_output_token: the same set cut at 2.5 s.
+# https://github.com/vllm-project/vllm/blob/main/vllm/v1/metrics/buckets.py
+# https://github.com/open-telemetry/semantic-conventions-genai/blob/main/docs/gen-ai/gen-ai-metrics.md
+#
+# Time to first byte and first token: vLLM's edges up to 640 s, so quantiles stay comparable with a
+# vLLM dashboard next to this one. Not OTel's server set: it ends at 10 s, and a queued request or a
+# reasoning model waits longer than that; every TTFT above 10 s would land in +Inf. Not the OTel
+# client powers of two: their edges (0.64, 1.28, 2.56) do not fall on the round SLO values people
+# alert on. Changes against vLLM: 1.5 s and 2 s added (the common "first token within 2 s" SLO edge
+# needs its own bucket edge for an exact ratio), the 0.02 ... 0.08 steps replaced by 0.0025 / 0.025
+# / 0.05 (the app's time to first byte lives in milliseconds and needs 1-2-5 steps there, not a
+# model's prefill), and 2560 s dropped (beyond MAX_STREAM_SECONDS' order of magnitude; +Inf holds it).
 LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
     0.005,
     0.01,
     0.025,
@@ -47,8 +65,10 @@ LATENCY_BUCKETS = (
     160.0,
     640.0,
 )
-# Gap between tokens: vLLM's inter-token set (0.01 ... 80 s) extended down to 1 ms, since a fast
-# model behind a fast relay delivers tokens every few ms and p50 must be resolvable there.
+# Gap between tokens: vLLM's inter-token set (which OTel's time_per_output_token copies up to
+# 2.5 s), extended down to 1 ms: a fast model behind a fast relay delivers tokens every few ms,
+# and p50 must be resolvable there. Kept up to 80 s, not cut at 2.5 s like OTel: a stall (the
+# thing the StreamkitInterTokenGapSlow alert looks for) is exactly a gap of many seconds.
 GAP_BUCKETS = (
     0.001,
     0.0025,
@@ -71,9 +91,12 @@ GAP_BUCKETS = (
     40.0,
     80.0,
 )
-# Whole-stream duration: seconds to an hour (MAX_STREAM_SECONDS).
+# Whole-stream duration: seconds to an hour (MAX_STREAM_SECONDS). vLLM's e2e set (0.3 ... 7680 s)
+# has a similar span; these edges add the proxy idle/total timeouts of the kit (15, 30, 60, 300 s)
+# so a pile-up of streams ending at a timeout shows as a step at that edge.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
-# Client disconnect -> upstream request closed. The kit's goal is < 50 ms; resolve well below it.
+# Client disconnect -> upstream request closed. No public anchor measures this. The kit's goal is
+# < 50 ms and the alert threshold 1 s: resolve well below the goal, and have an edge at the threshold.
 CLOSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # Outcomes of a stream: "completed" or one of the cancellation reasons.
@@ -127,7 +150,9 @@ ACTIVE_STREAMS = Gauge(
     multiprocess_mode="livesum",
 )
 TOKENS_STREAMED = Counter(
-    "streamkit_tokens_streamed_total", "Content tokens written to clients (delivered, not merely generated).", ["route"]
+    "streamkit_tokens_streamed_total",
+    "Content tokens handed to client connections (not merely generated upstream).",
+    ["route"],
 )
 PINGS_SENT = Counter("streamkit_pings_sent_total", "Heartbeat comments written to clients.", ["route"])
 UPSTREAM_ERRORS = Counter(

@@ -143,6 +143,7 @@ class Stream:
             return self._error(exc.type, exc.message, exc.code)
         except Exception:
             closing = m.UPSTREAM_ERROR
+            m.UPSTREAM_ERRORS.labels(self.route, SERVER_ERROR).inc()
             log.exception("stream %s failed", self.encoder.request_id)
             return self._error(SERVER_ERROR, "The server had an error while streaming.")
         except BaseException:
@@ -175,9 +176,11 @@ class Stream:
         m.ACTIVE_STREAMS.labels(route).inc()
         last_token_at = 0.0
         try:
-            for frame in self.encoder.start():
-                yield frame
+            first, *rest = self.encoder.start()
+            yield first
             m.TIME_TO_FIRST_BYTE.labels(route).observe(time.perf_counter() - self.received_at)
+            for frame in rest:
+                yield frame
             async with self._receive:
                 async for item in self._receive:
                     if isinstance(item, Chunk):

@@ -9,6 +9,7 @@ stream ended cleanly or was cut. Times are seconds since the request was sent; `
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,14 @@ class Observation:
     error: str | None = None  # how the stream broke, if it did
     body: str = ""  # the body of a non-SSE response (an error, say)
     closed_early: bool = False  # we hung up on purpose (close_after)
+    started_unix: float | None = None  # unix time the request was sent (to compare with emitted_at)
+
+    @property
+    def headers_unix(self) -> float | None:
+        """Unix time the response headers arrived."""
+        if self.started_unix is None or self.time_to_headers is None:
+            return None
+        return self.started_unix + self.time_to_headers
 
 
 def observe(
@@ -68,16 +77,22 @@ def observe(
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
     http2: bool = False,
-    verify: bool | str = True,
+    verify: bool | str | ssl.SSLContext = True,
     close_after_events: int | None = None,
     accept_encoding: str = "gzip",
     client: httpx.Client | None = None,
 ) -> Observation:
-    """Stream `url` to its end (or `close_after_events`) and return what was seen, with times."""
+    """Stream `url` to its end (or `close_after_events`) and return what was seen, with times.
+
+    `verify` may be a CA bundle path (for a private CA, e.g. test certificates) or an SSLContext.
+    """
     obs = Observation(url=url)
+    if isinstance(verify, str):
+        verify = ssl.create_default_context(cafile=verify)
     send_headers = {"Accept": "text/event-stream", "Accept-Encoding": accept_encoding, **(headers or {})}
     own_client = client is None
     client = client or httpx.Client(http2=http2, verify=verify, timeout=httpx.Timeout(timeout, connect=10.0))
+    obs.started_unix = time.time()
     started = time.perf_counter()
     try:
         with client.stream(method, url, json=json_body, headers=send_headers) as response:
@@ -89,14 +104,21 @@ def observe(
                 obs.body = response.read().decode(errors="replace")
                 return obs
             decoder = SSEDecoder()
+            has_data = False  # a `data` field since the last dispatch
             for line in _iter_sse_lines(response):
                 now = time.perf_counter() - started
                 if line.startswith(":"):
                     obs.pings.append(now)
                     continue
+                has_data = has_data or line.partition(":")[0] == "data"
                 sse = decoder.decode(line)
                 if sse is None:
                     continue
+                if not has_data:
+                    # The SSE spec dispatches nothing for a block without data (a comment's blank
+                    # line, an `id:`-only block); httpx-sse 0.4 would, once an id has been seen.
+                    continue
+                has_data = False
                 obs.events.append(Event(now, time.time(), sse.event, sse.data, sse.id or None, sse.retry))
                 if close_after_events is not None and len(obs.events) >= close_after_events:
                     obs.closed_early = True

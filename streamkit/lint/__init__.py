@@ -1,0 +1,75 @@
+"""`streamkit lint`: static streaming rules over proxy, Kubernetes and Terraform configs.
+
+    streamkit lint PATH... [--ping S] [--max-stream S] [--keepalive S] [--json]
+
+Formats: nginx (crossplane, includes followed), Caddyfile (`caddy adapt`), Envoy YAML, Traefik
+YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK7 are in
+`streamkit.lint.rules`. Exit codes: 0 clean, 1 findings, 2 bad usage or a config that could not
+be read or checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "check proxy, Kubernetes and Terraform configs against the streaming rules (buffering, timeouts...)"
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from app.settings import Settings
+
+    defaults = Settings()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "rules: SK1 buffering, SK2 compression, SK3 idle-timeout, SK4 total-timeout, SK5 keepalive, SK6 http1, "
+        "SK7 metrics\nexit codes: 0 clean, 1 findings, 2 bad usage or a config that could not be checked\n"
+        "example: streamkit lint infra/ --ping 15 --max-stream 3600"
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="config files or directories (searched recursively)")
+    parser.add_argument(
+        "--ping",
+        type=float,
+        default=defaults.ping_interval,
+        metavar="S",
+        help=f"the app's ping interval (default {defaults.ping_interval:g}, PING_INTERVAL)",
+    )
+    parser.add_argument(
+        "--max-stream",
+        type=float,
+        default=defaults.max_stream_seconds,
+        metavar="S",
+        help=f"the longest stream (default {defaults.max_stream_seconds:g}, MAX_STREAM_SECONDS)",
+    )
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        default=float(defaults.keepalive),
+        metavar="S",
+        help=f"the app's keep-alive (default {defaults.keepalive}, KEEPALIVE)",
+    )
+    parser.add_argument("--json", action="store_true", help="print findings as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from streamkit.lint.findings import Budget
+    from streamkit.lint.report import as_json, print_human
+    from streamkit.lint.scan import lint
+
+    if min(args.ping, args.max_stream, args.keepalive) <= 0:
+        Console(stderr=True).print("[red]--ping, --max-stream and --keepalive must be positive[/]")
+        return EXIT_ERROR
+    budget = Budget(ping=args.ping, max_stream=args.max_stream, keepalive=args.keepalive)
+    findings, checked = lint([Path(p) for p in args.paths], budget)
+    if args.json:
+        print(as_json(findings, checked, budget))
+    else:
+        print_human(findings, checked, budget, Console(highlight=False))
+    if any(f.is_error for f in findings):
+        return EXIT_ERROR
+    return EXIT_FINDINGS if findings else EXIT_CLEAN

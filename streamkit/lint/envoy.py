@@ -1,0 +1,228 @@
+"""Envoy bootstrap YAML (static_resources): HTTP connection managers, routes and clusters.
+
+Missing fields fall back to Envoy's defaults (proxies.md §3.1): route `timeout` 15 s TOTAL,
+HCM `stream_idle_timeout` 5 min, upstream `common_http_protocol_options.idle_timeout` 1 h.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from streamkit.lint.durations import seconds
+from streamkit.lint.findings import Budget, Finding, Report
+from streamkit.lint.rules import (
+    BELOW_APP_KEEPALIVE,
+    COMPRESSION,
+    HTTP1,
+    IDLE_TIMEOUT,
+    KEEPALIVE,
+    METRICS,
+    METRICS_PATH,
+    SSE_MEDIA_TYPE,
+    TOTAL_TIMEOUT,
+    idle_too_short,
+    pool_too_long,
+    prefix_matches,
+    regex_matches,
+    total_too_short,
+)
+from streamkit.lint.yamlsource import LineDict, dig, line_at, load_documents, mappings
+
+NAME = "envoy"
+DOCS_ROUTE = "https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/route/v3/route_components.proto"
+DOCS_HCM = (
+    "https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/network/"
+    "http_connection_manager/v3/http_connection_manager.proto"
+)
+DOCS_PROTOCOL = (
+    "https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/upstreams/http/v3/http_protocol_options.proto"
+)
+DOCS_COMPRESSOR = (
+    "https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/compressor/v3/compressor.proto"
+)
+HCM = "envoy.filters.network.http_connection_manager"
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+DEFAULT_ROUTE_TIMEOUT = 15.0
+DEFAULT_STREAM_IDLE = 300.0
+DEFAULT_UPSTREAM_IDLE = 3600.0
+
+
+def detect(path: Path, text: str) -> bool:
+    return path.suffix in (".yaml", ".yml") and "static_resources" in text
+
+
+def _managers(doc: LineDict) -> Iterator[LineDict]:
+    for listener in mappings(dig(doc, "static_resources", "listeners")):
+        for chain in mappings(listener.get("filter_chains")):
+            for flt in mappings(chain.get("filters")):
+                config = flt.get("typed_config")
+                is_hcm = flt.get("name") == HCM or "HttpConnectionManager" in str(dig(config, "@type"))
+                if is_hcm and isinstance(config, LineDict):
+                    yield config
+
+
+def _route_match(match: LineDict, path: str) -> bool | None:
+    if "prefix" in match:
+        hit = prefix_matches(str(match["prefix"]), path)
+    elif "path" in match:
+        hit = path == match["path"]
+    elif "path_separated_prefix" in match:
+        hit = prefix_matches(str(match["path_separated_prefix"]), path, elementwise=True)
+    elif "safe_regex" in match:
+        hit = regex_matches(f"^(?:{dig(match, 'safe_regex', 'regex')})$", path)
+    else:
+        return None
+    if hit and (match.get("headers") or match.get("query_parameters")):
+        return None
+    return hit
+
+
+class _Checker:
+    def __init__(self, report: Report, budget: Budget, clusters: dict[str, LineDict]) -> None:
+        self.report, self.budget, self.clusters = report, budget, clusters
+        self.used: set[str] = set()
+
+    def manager(self, hcm: LineDict) -> None:
+        idle = seconds(hcm.get("stream_idle_timeout", DEFAULT_STREAM_IDLE))
+        problem = idle_too_short(idle, self.budget.ping, "HTTP connection manager stream_idle_timeout")
+        if problem:
+            self.report.add(
+                line_at(hcm, "stream_idle_timeout"),
+                IDLE_TIMEOUT,
+                problem,
+                "raise `stream_idle_timeout` (e.g. 300s)",
+                f"{DOCS_HCM}#stream_idle_timeout",
+            )
+        for flt in mappings(hcm.get("http_filters")):
+            self.compressor(flt)
+        for host in mappings(dig(hcm, "route_config", "virtual_hosts")):
+            self.virtual_host(host)
+
+    def compressor(self, flt: LineDict) -> None:
+        config = flt.get("typed_config")
+        if "compressor" not in str(flt.get("name", "")) + str(dig(config, "@type")) or not isinstance(config, dict):
+            return
+        types = dig(config, "response_direction_config", "common_config", "content_type") or config.get("content_type")
+        if types and SSE_MEDIA_TYPE in types:
+            self.report.add(
+                getattr(types, "line", flt.line),
+                COMPRESSION,
+                f"the compressor filter lists {SSE_MEDIA_TYPE} in content_type",
+                f"remove {SSE_MEDIA_TYPE} from content_type (Envoy's default list omits it)",
+                DOCS_COMPRESSOR,
+            )
+
+    def virtual_host(self, host: LineDict) -> None:
+        routes = mappings(host.get("routes"))
+        for route in routes:
+            action = route.get("route")
+            if not isinstance(action, LineDict):
+                continue
+            self.used.add(str(action.get("cluster", "")))
+            where = f"route {dict(route.get('match') or {})}"
+            timeout = seconds(action.get("timeout", DEFAULT_ROUTE_TIMEOUT))
+            problem = total_too_short(
+                timeout,
+                self.budget.max_stream,
+                f"{where} timeout" + ("" if "timeout" in action else " (unset: Envoy's 15 s)"),
+            )
+            if problem:
+                self.report.add(
+                    line_at(action, "timeout"),
+                    TOTAL_TIMEOUT,
+                    problem + "; the route timeout is a TOTAL deadline that resets streams after headers were sent",
+                    "set `timeout: 0s` on the route (and keep an idle guard: `idle_timeout: 120s`)",
+                    f"{DOCS_ROUTE}#envoy-v3-api-field-config-route-v3-routeaction-timeout",
+                )
+            problem = idle_too_short(seconds(action.get("idle_timeout")), self.budget.ping, f"{where} idle_timeout")
+            if problem:
+                self.report.add(
+                    line_at(action, "idle_timeout"),
+                    IDLE_TIMEOUT,
+                    problem,
+                    "raise `idle_timeout`",
+                    f"{DOCS_ROUTE}#envoy-v3-api-field-config-route-v3-routeaction-idle-timeout",
+                )
+            cap = seconds(dig(action, "max_stream_duration", "max_stream_duration"))
+            problem = total_too_short(cap, self.budget.max_stream, f"{where} max_stream_duration")
+            if problem:
+                self.report.add(
+                    line_at(action, "max_stream_duration"),
+                    TOTAL_TIMEOUT,
+                    problem,
+                    "raise or remove max_stream_duration",
+                    f"{DOCS_ROUTE}#config-route-v3-routeaction",
+                )
+        for route in routes:
+            match = route.get("match")
+            verdict = _route_match(match, METRICS_PATH) if isinstance(match, LineDict) else False
+            if verdict is False:
+                continue
+            if verdict and "route" in route:
+                self.report.add(
+                    route.line,
+                    METRICS,
+                    f"route {dict(match or {})} forwards {METRICS_PATH} to the app, so anyone can read it",
+                    f"add a route before it: `match: {{path: {METRICS_PATH}}}` with `direct_response: {{status: 404}}`",
+                    f"{DOCS_ROUTE}#config-route-v3-route",
+                )
+                return
+            if "direct_response" in route or "redirect" in route:
+                return
+
+    def cluster(self, cluster: LineDict) -> None:
+        options = dig(cluster, "typed_extension_protocol_options", HTTP_OPTIONS)
+        common = dig(options, "common_http_protocol_options") or cluster.get("common_http_protocol_options")
+        idle = seconds(dig(common, "idle_timeout"))
+        what = f"cluster {cluster.get('name')} upstream idle_timeout" + ("" if idle is not None else " (default 1 h)")
+        problem = pool_too_long(
+            idle if idle is not None else DEFAULT_UPSTREAM_IDLE,
+            self.budget.keepalive,
+            self.budget.keepalive_source,
+            what,
+        )
+        if problem:
+            self.report.add(
+                line_at(common, "idle_timeout") if common else cluster.line,
+                KEEPALIVE,
+                problem,
+                "set HttpProtocolOptions `common_http_protocol_options: {idle_timeout: 60s}`" + BELOW_APP_KEEPALIVE,
+                f"{DOCS_PROTOCOL}#extensions-upstreams-http-v3-httpprotocoloptions",
+            )
+        explicit = dig(options, "explicit_http_config") or {}
+        if (
+            "http2_protocol_options" in explicit
+            or "http2_protocol_options" in cluster
+            or "auto_config" in (options or {})
+        ):
+            self.report.add(
+                line_at(options or cluster, "explicit_http_config"),
+                HTTP1,
+                f"cluster {cluster.get('name')} may speak HTTP/2 upstream; uvicorn speaks HTTP/1.1 only",
+                "use `explicit_http_config: {http_protocol_options: {}}`",
+                DOCS_PROTOCOL,
+            )
+
+
+def check(paths: list[Path], budget: Budget) -> list[Finding]:
+    findings: list[Finding] = []
+    for path in paths:
+        report = Report(path)
+        try:
+            docs = load_documents(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            report.error(f"Envoy YAML does not parse: {exc}")
+            findings.extend(report.findings)
+            continue
+        for doc in docs:
+            clusters = {str(c.get("name")): c for c in mappings(dig(doc, "static_resources", "clusters"))}
+            checker = _Checker(report, budget, clusters)
+            for hcm in _managers(doc):
+                checker.manager(hcm)
+            for name in sorted(checker.used & clusters.keys()):
+                checker.cluster(clusters[name])
+        findings.extend(report.findings)
+    return findings

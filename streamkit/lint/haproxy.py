@@ -1,0 +1,199 @@
+"""HAProxy cfg: a small section/keyword reader (the format is line-based) and the checks.
+
+`defaults` sections feed the proxies (frontend/backend/listen) that follow them. Defaults
+(proxies.md §5.1): `timeout client/server` unset = infinite; `compression` without `type`
+compresses every content type, text/event-stream included; servers speak HTTP/1.1 unless
+`proto h2`; idle server connections are purged from `pool-purge-delay` (default 5 s).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamkit.lint.durations import seconds
+from streamkit.lint.findings import Budget, Finding, Report
+from streamkit.lint.rules import (
+    COMPRESSION,
+    HTTP1,
+    IDLE_TIMEOUT,
+    KEEPALIVE,
+    METRICS,
+    METRICS_PATH,
+    SSE_MEDIA_TYPE,
+    idle_too_short,
+    pool_too_long,
+)
+
+NAME = "haproxy"
+DOCS = "https://docs.haproxy.org/dev/configuration.html"
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+PROXIES = ("frontend", "backend", "listen")
+_SECTION = re.compile(rf"^({'|'.join(SECTIONS)})\b", re.MULTILINE)
+DEFAULT_PURGE_DELAY = 5.0
+
+
+def detect(path: Path, text: str) -> bool:
+    return (path.suffix == ".cfg" or "haproxy" in path.name) and bool(_SECTION.search(text))
+
+
+@dataclass
+class Line:
+    number: int
+    words: list[str]
+
+
+@dataclass
+class Section:
+    kind: str
+    name: str
+    line: int
+    lines: list[Line] = field(default_factory=list)
+    defaults: Section | None = None
+
+    def find(self, *prefix: str) -> Line | None:
+        """The last line starting with these words, here or in the defaults section in effect."""
+        for section in (self, self.defaults):
+            if section is None:
+                continue
+            hits = [line for line in section.lines if line.words[: len(prefix)] == list(prefix)]
+            if hits:
+                return hits[-1]
+        return None
+
+    def all(self, *prefix: str) -> list[Line]:
+        return [line for line in self.lines if line.words[: len(prefix)] == list(prefix)]
+
+
+def read(text: str) -> list[Section]:
+    sections: list[Section] = []
+    defaults: Section | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        content = raw.split("#", 1)[0].rstrip()
+        if not content.strip():
+            continue
+        try:
+            words = shlex.split(content, posix=True)
+        except ValueError:
+            words = content.split()
+        if not raw[0].isspace() and words[0] in SECTIONS:
+            section = Section(words[0], words[1] if len(words) > 1 else "", number, defaults=defaults)
+            if section.kind == "defaults":
+                section.defaults = None
+                defaults = section
+            sections.append(section)
+        elif sections:
+            sections[-1].lines.append(Line(number, words))
+    return sections
+
+
+def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[str, bool]) -> None:
+    where = f"{section.kind} {section.name}".strip()
+    sides = {"frontend": ("client",), "backend": ("server",), "listen": ("client", "server")}[section.kind]
+    for side in sides:
+        line = section.find("timeout", side)
+        value = seconds(line.words[2], "ms") if line and len(line.words) > 2 else None
+        problem = idle_too_short(value, budget.ping, f"{where}: timeout {side}")
+        if problem and line:
+            report.add(
+                line.number,
+                IDLE_TIMEOUT,
+                problem + " (an inactivity timeout)",
+                f"raise it, e.g. `timeout {side} 1h` (timeout tunnel does not apply to SSE)",
+                f"{DOCS}#4-timeout%20{side}",
+            )
+    algo = section.find("compression", "algo")
+    if algo is not None:
+        types = section.find("compression", "type") or section.find("compression", "type-res")
+        listed = types.words[2:] if types else []
+        if types is None or SSE_MEDIA_TYPE in listed:
+            report.add(
+                (types or algo).number,
+                COMPRESSION,
+                f"{where}: compression "
+                + (
+                    f"type lists {SSE_MEDIA_TYPE}"
+                    if types
+                    else f"without `compression type` compresses every type, {SSE_MEDIA_TYPE} included"
+                ),
+                "add `compression type text/html text/plain application/json` (no text/event-stream)",
+                f"{DOCS}#4-compression",
+            )
+    for line in section.all("server") + section.all("default-server"):
+        words = line.words
+        if _option(words, "proto") == "h2" or "h2" in _option(words, "alpn").split(","):
+            report.add(
+                line.number,
+                HTTP1,
+                f"{where}: server line asks for HTTP/2; uvicorn speaks HTTP/1.1 only",
+                "remove `proto h2` / `alpn h2` from the server line",
+                f"{DOCS}#5.2-proto",
+            )
+        if _option(words, "pool-purge-delay"):
+            value = seconds(_option(words, "pool-purge-delay"), "ms")
+            problem = pool_too_long(value, budget.keepalive, budget.keepalive_source, f"{where}: pool-purge-delay")
+            if problem:
+                report.add(
+                    line.number,
+                    KEEPALIVE,
+                    problem,
+                    f"keep `pool-purge-delay` at its default ({DEFAULT_PURGE_DELAY:g}s) or below the app's keep-alive",
+                    f"{DOCS}#5.2-pool-purge-delay",
+                )
+    if section.kind in ("frontend", "listen") and _forwards(section) and not _guards_metrics(section, acls_by_name):
+        report.add(
+            section.line,
+            METRICS,
+            f"{where} forwards every path, {METRICS_PATH} included, to the app",
+            f"add `http-request deny if {{ path_beg {METRICS_PATH} }}` (or allow only your Prometheus)",
+            f"{DOCS}#4.2-http-request%20deny",
+        )
+
+
+def _option(words: list[str], name: str) -> str:
+    """The value after keyword `name` on a server line ('' when absent)."""
+    return words[words.index(name) + 1] if name in words[:-1] else ""
+
+
+def _forwards(section: Section) -> bool:
+    return bool(section.all("default_backend") or section.all("use_backend") or section.all("server"))
+
+
+def _guards_metrics(section: Section, acls: dict[str, bool]) -> bool:
+    """An `http-request deny|return|tarpit` whose condition names /metrics (inline or through an acl),
+    or a `use_backend` for /metrics."""
+    local = dict(acls)
+    for line in section.all("acl"):
+        if len(line.words) > 1:
+            local[line.words[1]] = METRICS_PATH in " ".join(line.words[2:])
+    for line in section.lines:
+        words = line.words
+        if (
+            words[:1] == ["http-request"]
+            and len(words) > 1
+            and words[1] in ("deny", "return", "tarpit", "silent-drop", "reject")
+        ):
+            condition = " ".join(words[2:])
+            if METRICS_PATH in condition or any(local.get(w.lstrip("!")) for w in words[2:]):
+                return True
+        if words[:1] == ["use_backend"] and (
+            METRICS_PATH in " ".join(words) or any(local.get(w.lstrip("!")) for w in words[2:])
+        ):
+            return True
+    return False
+
+
+def check(paths: list[Path], budget: Budget) -> list[Finding]:
+    findings: list[Finding] = []
+    for path in paths:
+        report = Report(path)
+        sections = read(path.read_text(encoding="utf-8"))
+        if not any(s.kind in PROXIES for s in sections):
+            report.error("no frontend, backend or listen section found")
+        for section in sections:
+            if section.kind in PROXIES:
+                _check(section, report, budget, {})
+        findings.extend(report.findings)
+    return findings

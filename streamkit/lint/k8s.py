@@ -1,0 +1,291 @@
+"""Kubernetes manifests (multi-document YAML): ingress-nginx Ingresses and ConfigMap, Gateway API
+HTTPRoutes, Envoy Gateway policies, GKE BackendConfig/GCPBackendPolicy, and the app Deployment.
+
+All manifests of one lint run are read together: a Deployment's `KEEPALIVE` env is the app
+keep-alive the proxies' pools are compared with (proxies.md §6-7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamkit.lint.durations import seconds
+from streamkit.lint.findings import Budget, Finding, Report
+from streamkit.lint.rules import (
+    BELOW_APP_KEEPALIVE,
+    BUFFERING,
+    COMPRESSION,
+    HTTP1,
+    IDLE_TIMEOUT,
+    KEEPALIVE,
+    METRICS,
+    METRICS_PATH,
+    SSE_MEDIA_TYPE,
+    TOTAL_TIMEOUT,
+    idle_too_short,
+    pool_too_long,
+    prefix_matches,
+    regex_matches,
+    total_too_short,
+)
+from streamkit.lint.yamlsource import LineDict, dig, line_at, load_documents, mappings
+
+NAME = "kubernetes"
+NGINX = "nginx.ingress.kubernetes.io/"
+DOCS_INGRESS = "https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/"
+DOCS_CONFIGMAP = "https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/configmap/"
+DOCS_ROUTE = "https://gateway-api.sigs.k8s.io/api-types/httproute/#timeouts-optional"
+DOCS_EG = "https://gateway.envoyproxy.io/docs/api/extension_types/"
+DOCS_GKE = "https://cloud.google.com/kubernetes-engine/docs/how-to/ingress-configuration#timeout"
+INGRESS_NGINX_POOL = 60.0  # upstream-keepalive-timeout default
+ENVOY_GATEWAY_POOL = 3600.0  # BackendTrafficPolicy connectionIdleTimeout default
+ENVOY_ROUTE_TIMEOUT = 15.0  # Envoy's route timeout when HTTPRoute timeouts.request is unset
+GKE_BACKEND_TIMEOUT = 30.0
+
+
+def detect(path: Path, text: str) -> bool:
+    return path.suffix in (".yaml", ".yml") and "apiVersion:" in text and "kind:" in text and not is_kustomization(path)
+
+
+def is_kustomization(path: Path) -> bool:
+    return path.name in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+@dataclass
+class Doc:
+    path: Path
+    body: LineDict
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {dig(self.body, 'metadata', 'name')}"
+
+
+def _app_keepalive(docs: list[Doc], budget: Budget) -> Budget:
+    """The smallest KEEPALIVE env of the app's Deployments, when the manifests set one."""
+    found: list[tuple[float, str]] = []
+    for doc in docs:
+        if doc.kind not in ("Deployment", "StatefulSet"):
+            continue
+        for container in mappings(dig(doc.body, "spec", "template", "spec", "containers")):
+            for env in mappings(container.get("env")):
+                value = seconds(env.get("value"))
+                if env.get("name") == "KEEPALIVE" and value is not None:
+                    found.append((value, f"KEEPALIVE in {doc.path.name}:{env.line}"))
+    return budget.with_keepalive(*min(found)) if found else budget
+
+
+def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
+    notes = dig(doc.body, "metadata", "annotations") or {}
+    if dig(doc.body, "spec", "ingressClassName") not in (None, "nginx") and not any(k.startswith(NGINX) for k in notes):
+        return
+
+    def at(key: str) -> int:
+        return line_at(doc.body, "metadata", "annotations", NGINX + key)
+
+    if str(notes.get(NGINX + "proxy-buffering", "off")) != "off":
+        report.add(
+            at("proxy-buffering"),
+            BUFFERING,
+            f"{doc.name}: proxy-buffering is on",
+            f'set `{NGINX}proxy-buffering: "off"` (ingress-nginx default)',
+            f"{DOCS_INGRESS}#proxy-buffering",
+        )
+    # proxy-read-timeout is the gap allowed between two reads from the app (proxy-send-timeout
+    # only covers sending the request, so pings do not concern it).
+    read = NGINX + "proxy-read-timeout"
+    what = f"{doc.name}: proxy-read-timeout" + ("" if read in notes else " (default 60 s)")
+    problem = idle_too_short(seconds(notes.get(read, "60")), budget.ping, what)
+    if problem:
+        report.add(
+            at("proxy-read-timeout"), IDLE_TIMEOUT, problem, f'set `{read}: "3600"`', f"{DOCS_INGRESS}#custom-timeouts"
+        )
+    protocol = str(notes.get(NGINX + "backend-protocol", "HTTP")).upper()
+    version = str(notes.get(NGINX + "proxy-http-version", "1.1"))
+    if protocol in ("GRPC", "GRPCS", "H2C") or version != "1.1":
+        report.add(
+            at("backend-protocol" if protocol != "HTTP" else "proxy-http-version"),
+            HTTP1,
+            f"{doc.name}: backend-protocol {protocol}, proxy-http-version {version}; uvicorn speaks HTTP/1.1",
+            f'use `{NGINX}backend-protocol: "HTTP"` and proxy-http-version "1.1"',
+            f"{DOCS_INGRESS}#backend-protocol",
+        )
+    for rule in mappings(dig(doc.body, "spec", "rules")):
+        for item in mappings(dig(rule, "http", "paths")):
+            path, kind = str(item.get("path", "/")), item.get("pathType", "Prefix")
+            hit = path == METRICS_PATH if kind == "Exact" else prefix_matches(path, METRICS_PATH, elementwise=True)
+            if hit:
+                report.add(
+                    item.line,
+                    METRICS,
+                    f"{doc.name}: path {path} ({kind}) publishes {METRICS_PATH}",
+                    "route only the API paths (/v1/, /healthz) and scrape /metrics inside the cluster",
+                    "https://kubernetes.io/docs/concepts/services-networking/ingress/#path-types",
+                )
+
+
+def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
+    data = doc.body.get("data") or {}
+    if not isinstance(data, LineDict) or not any(
+        k.startswith(("upstream-keepalive", "proxy-", "use-gzip")) for k in data
+    ):
+        return
+    value = seconds(data.get("upstream-keepalive-timeout", INGRESS_NGINX_POOL))
+    problem = pool_too_long(value, budget.keepalive, budget.keepalive_source, f"{doc.name}: upstream-keepalive-timeout")
+    if problem:
+        report.add(
+            data.line_of("upstream-keepalive-timeout"),
+            KEEPALIVE,
+            problem,
+            "lower upstream-keepalive-timeout" + BELOW_APP_KEEPALIVE,
+            f"{DOCS_CONFIGMAP}#upstream-keepalive-timeout",
+        )
+    if str(data.get("use-gzip", "false")) == "true" and SSE_MEDIA_TYPE in str(data.get("gzip-types", "")):
+        report.add(
+            data.line_of("gzip-types"),
+            COMPRESSION,
+            f"{doc.name}: gzip-types lists {SSE_MEDIA_TYPE}",
+            f"drop {SSE_MEDIA_TYPE} from gzip-types",
+            f"{DOCS_CONFIGMAP}#gzip-types",
+        )
+    problem = idle_too_short(seconds(data.get("proxy-read-timeout")), budget.ping, f"{doc.name}: proxy-read-timeout")
+    if problem:
+        report.add(
+            data.line_of("proxy-read-timeout"),
+            IDLE_TIMEOUT,
+            problem,
+            'set proxy-read-timeout: "3600"',
+            f"{DOCS_CONFIGMAP}#proxy-read-timeout",
+        )
+
+
+def _route_path_hit(match: Any, path: str) -> tuple[int, bool]:
+    """(specificity, matches) of one HTTPRoute match for `path`."""
+    spec = dig(match, "path") or {}
+    kind, value = spec.get("type", "PathPrefix"), str(spec.get("value", "/"))
+    if kind == "Exact":
+        return 10_000, value == path
+    if kind == "RegularExpression":
+        return 5_000, regex_matches(value, path)
+    return len(value), prefix_matches(value, path, elementwise=True)
+
+
+def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
+    best: tuple[int, LineDict] | None = None
+    for rule in mappings(dig(doc.body, "spec", "rules")):
+        timeouts = rule.get("timeouts") or {}
+        for key in ("request", "backendRequest"):
+            if key == "backendRequest" and key not in timeouts:
+                continue
+            value = seconds(timeouts.get(key, ENVOY_ROUTE_TIMEOUT))
+            what = f"{doc.name}: timeouts.{key}" + (
+                "" if key in timeouts else " (unset: Envoy Gateway leaves Envoy's 15 s total route timeout)"
+            )
+            problem = total_too_short(value, budget.max_stream, what)
+            if problem:
+                report.add(
+                    line_at(rule, "timeouts", key),
+                    TOTAL_TIMEOUT,
+                    problem,
+                    f'set `timeouts: {{{key}: "0s"}}` and an idle guard (BackendTrafficPolicy streamIdleTimeout)',
+                    DOCS_ROUTE,
+                )
+        for match in mappings(rule.get("matches")) or [LineDict()]:
+            specificity, hit = _route_path_hit(match, METRICS_PATH)
+            if hit and (best is None or specificity > best[0]):
+                best = (specificity, rule)
+    if best is not None and best[1].get("backendRefs"):
+        report.add(
+            best[1].line,
+            METRICS,
+            f"{doc.name}: a rule forwards {METRICS_PATH} to the app",
+            "match only the API paths (PathPrefix /v1/, Exact /healthz) and scrape /metrics in-cluster",
+            "https://gateway-api.sigs.k8s.io/api-types/httproute/#matches",
+        )
+
+
+def _envoy_gateway_policy(doc: Doc, report: Report, budget: Budget) -> None:
+    http = dig(doc.body, "spec", "timeout", "http") or LineDict()
+    if doc.kind == "BackendTrafficPolicy":
+        value = seconds(http.get("connectionIdleTimeout", ENVOY_GATEWAY_POOL))
+        what = f"{doc.name}: timeout.http.connectionIdleTimeout" + (
+            "" if "connectionIdleTimeout" in http else " (default 1 h)"
+        )
+        problem = pool_too_long(value, budget.keepalive, budget.keepalive_source, what)
+        if problem:
+            report.add(
+                line_at(doc.body, "spec", "timeout", "http", "connectionIdleTimeout"),
+                KEEPALIVE,
+                problem,
+                "set `timeout.http.connectionIdleTimeout: 60s`" + BELOW_APP_KEEPALIVE,
+                f"{DOCS_EG}#httptimeout",
+            )
+        for key in ("requestTimeout", "maxStreamDuration"):
+            problem = total_too_short(seconds(http.get(key)), budget.max_stream, f"{doc.name}: timeout.http.{key}")
+            if problem:
+                report.add(
+                    http.line_of(key), TOTAL_TIMEOUT, problem, f"set `{key}: 0s` or remove it", f"{DOCS_EG}#httptimeout"
+                )
+    problem = idle_too_short(seconds(http.get("streamIdleTimeout")), budget.ping, f"{doc.name}: streamIdleTimeout")
+    if problem:
+        report.add(
+            http.line_of("streamIdleTimeout"),
+            IDLE_TIMEOUT,
+            problem,
+            "raise streamIdleTimeout (e.g. 120s)",
+            f"{DOCS_EG}#httptimeout",
+        )
+
+
+def _gke(doc: Doc, report: Report, budget: Budget) -> None:
+    keys = ("spec", "timeoutSec") if doc.kind == "BackendConfig" else ("spec", "default", "timeoutSec")
+    value = seconds(dig(doc.body, *keys) or GKE_BACKEND_TIMEOUT)
+    problem = total_too_short(
+        value, budget.max_stream, f"{doc.name}: timeoutSec" + ("" if dig(doc.body, *keys) else " (default 30 s)")
+    )
+    if problem:
+        report.add(
+            line_at(doc.body, *keys),
+            TOTAL_TIMEOUT,
+            problem + " (the backend service timeout is a total response time for HTTP)",
+            "set timeoutSec to the longest stream (e.g. 3600)",
+            DOCS_GKE,
+        )
+
+
+CHECKS = {
+    "Ingress": _ingress,
+    "ConfigMap": _ingress_configmap,
+    "HTTPRoute": _httproute,
+    "BackendTrafficPolicy": _envoy_gateway_policy,
+    "ClientTrafficPolicy": _envoy_gateway_policy,
+    "BackendConfig": _gke,
+    "GCPBackendPolicy": _gke,
+}
+
+
+def check_documents(docs: list[Doc], reports: dict[Path, Report], budget: Budget) -> None:
+    app_budget = _app_keepalive(docs, budget)
+    for doc in docs:
+        if doc.kind in CHECKS:
+            CHECKS[doc.kind](doc, reports[doc.path], app_budget)
+
+
+def check(paths: list[Path], budget: Budget) -> list[Finding]:
+    reports = {path: Report(path) for path in paths}
+    docs: list[Doc] = []
+    for path in paths:
+        try:
+            docs += [Doc(path, d) for d in load_documents(path.read_text(encoding="utf-8")) if isinstance(d, LineDict)]
+        except yaml.YAMLError as exc:
+            reports[path].error(f"YAML does not parse: {exc}")
+    check_documents(docs, reports, budget)
+    return [f for report in reports.values() for f in report.findings]

@@ -1,0 +1,79 @@
+"""The seven streaming rules `streamkit lint` checks, and the budget comparisons they share.
+
+The budget (DESIGN.md, "Timeout budget"): ping interval < every idle/read timeout; every
+total-duration timeout >= the longest stream; every proxy's upstream keep-alive pool < the app's
+keep-alive. Per-proxy fixes and docs links live next to each format's checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from streamkit.lint.durations import show
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    title: str
+
+
+CONFIG = Rule("SK0", "config", "The config can be read and checked")
+BUFFERING = Rule("SK1", "buffering", "Response buffering is off on SSE routes (not only via the app's header)")
+COMPRESSION = Rule("SK2", "compression", "text/event-stream is never compressed")
+IDLE_TIMEOUT = Rule("SK3", "idle-timeout", "Every idle or read timeout is longer than the ping interval")
+TOTAL_TIMEOUT = Rule("SK4", "total-timeout", "Total-duration timeouts cover the longest stream")
+KEEPALIVE = Rule("SK5", "keepalive", "The proxy's upstream keep-alive pool is shorter than the app's keep-alive")
+HTTP1 = Rule("SK6", "http1", "The hop to uvicorn uses HTTP/1.1")
+METRICS = Rule("SK7", "metrics", "/metrics is not public")
+
+RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS)
+BY_NAME = {rule.name: rule for rule in (CONFIG, *RULES)}
+
+SSE_MEDIA_TYPE = "text/event-stream"
+# The app's streaming endpoints (DESIGN.md, "Endpoints") and the one that must stay private.
+SSE_PATHS = ("/v1/chat/stream", "/v1/chat/completions", "/v1/responses")
+METRICS_PATH = "/metrics"
+# The tail of every SK5 fix: either side of the inequality can move.
+BELOW_APP_KEEPALIVE = ", below the app's keep-alive (or raise the app's KEEPALIVE above it)"
+
+
+def idle_too_short(value: float | None, ping: float, what: str) -> str | None:
+    """An idle/read timer (None or 0 = disabled) must outlive the gap between two pings."""
+    if value is None or value <= 0 or value > ping:
+        return None
+    return f"{what} is {show(value)}, not longer than the ping interval ({show(ping)}): quiet streams are cut"
+
+
+def total_too_short(value: float | None, max_stream: float, what: str) -> str | None:
+    """A total-duration deadline (None or 0 = disabled) must cover the longest stream."""
+    if value is None or value <= 0 or value >= max_stream:
+        return None
+    return f"{what} is {show(value)}, shorter than the longest stream ({show(max_stream)}): long streams are cut"
+
+
+def pool_too_long(value: float | None, keepalive: float, source: str, what: str) -> str | None:
+    """An upstream idle pool (None or 0 = no pooling) must close before the app does."""
+    if value is None or value <= 0 or value < keepalive:
+        return None
+    return (
+        f"{what} is {show(value)}, not shorter than the app's keep-alive ({show(keepalive)}, {source}): "
+        "the proxy may reuse a connection the app is closing and answer 502"
+    )
+
+
+def prefix_matches(prefix: str, path: str, elementwise: bool = False) -> bool:
+    """Prefix matching; `elementwise` is Kubernetes/Gateway API style (`/v1` matches `/v1/x`, not `/v1x`)."""
+    if not elementwise:
+        return path.startswith(prefix)
+    prefix = prefix.rstrip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def regex_matches(pattern: str, path: str, ignore_case: bool = False) -> bool:
+    try:
+        return re.search(pattern, path, re.IGNORECASE if ignore_case else 0) is not None
+    except re.error:
+        return False

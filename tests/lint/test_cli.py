@@ -1,0 +1,95 @@
+"""`streamkit lint` as a CI step: exit codes, flags that move the budget, JSON and human output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings
+from streamkit.cli import main
+from streamkit.lint import caddy
+from tests.lint.helpers import NEGATIVE, REPO, lint_json, rule_names
+
+INFRA = REPO / "infra"
+NGINX = INFRA / "nginx" / "streamkit.conf"
+DEBIAN_SITE = NEGATIVE / "lint" / "nginx" / "debian-default-site.conf"
+
+
+def test_shipped_infra_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    """Acceptance: every config the kit ships passes every rule with the app's default budget."""
+    code, report = lint_json(capsys, str(INFRA))
+    assert report["findings"] == []
+    assert code == 0
+    assert set(report["checked"]) >= {"nginx", "caddy", "envoy", "traefik", "haproxy", "kubernetes", "terraform"}
+
+
+def test_budget_defaults_come_from_the_app_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    _, report = lint_json(capsys, str(NGINX))
+    settings = Settings()
+    assert report["budget"] == {
+        "ping_interval": settings.ping_interval,
+        "max_stream": settings.max_stream_seconds,
+        "keepalive": settings.keepalive,
+    }
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--ping", "7200", "idle-timeout"),  # proxy_read_timeout 3600s no longer outlives a ping
+        ("--keepalive", "30", "keepalive"),  # the 60 s upstream pool outlives the app's keep-alive
+    ],
+)
+def test_flags_move_the_budget(flag: str, value: str, rule: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = lint_json(capsys, flag, value, str(NGINX))
+    assert code == 1 and rule_names(report) == {rule}
+
+
+def test_max_stream_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    control = NEGATIVE / "lint" / "terraform" / "total-timeout.tf"
+    assert lint_json(capsys, "--max-stream", "20", str(control))[0] == 0  # 30 s default covers a 20 s stream
+    assert lint_json(capsys, "--max-stream", "40", str(control))[0] == 1
+
+
+@pytest.mark.parametrize("argv", [["lint"], ["lint", "--ping", "0", "X"], ["lint", "--max-stream", "x", "X"]])
+def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        raise SystemExit(main([str(NGINX) if arg == "X" else arg for arg in argv]))
+    assert exited.value.code == 2
+
+
+def test_missing_path_and_unknown_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = lint_json(capsys, str(tmp_path / "nope.conf"))
+    assert code == 2 and rule_names(report) == {"config"}
+    readme = tmp_path / "README.md"
+    readme.write_text("# not a config\n")
+    code, report = lint_json(capsys, str(readme))
+    assert code == 2 and "not a config format" in report["findings"][0]["message"]
+
+
+def test_unparseable_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.conf"
+    broken.write_text("server {\n    location / {\n        proxy_pass http://127.0.0.1:8000;\n")
+    code, report = lint_json(capsys, str(broken))
+    assert code == 2
+    assert report["findings"][0]["rule"]["id"] == "SK0"
+
+
+def test_missing_caddy_binary_is_an_error_not_a_pass(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(caddy, "caddy_binary", lambda: None)
+    code, report = lint_json(capsys, str(INFRA / "caddy" / "Caddyfile"))
+    assert code == 2
+    assert "caddy binary was not found" in report["findings"][0]["message"]
+
+
+def test_human_output_names_file_line_rule_fix_and_docs(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["lint", str(DEBIAN_SITE)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{DEBIAN_SITE}:15  SK1 buffering" in out
+    assert "fix:     add `proxy_buffering off;` to this location" in out
+    assert "docs:    https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_buffering" in out
+    assert "3 finding(s): 1 config file(s) checked (nginx 1)" in out

@@ -1,0 +1,138 @@
+"""Every negative control is caught by the rule it violates, and only by that rule.
+
+tests/negative/lint/<format>/<rule-name>[-detail].<ext>: a config that is correct except for ONE
+violation, named after the rule it violates (the checks cannot pass by flagging everything).
+The e2e negative controls other suites keep in tests/negative/<proxy>/ must each be flagged too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamkit.lint.rules import RULES
+from tests.lint.helpers import NEGATIVE, lint_json, rule_names
+
+LINT_CONTROLS = sorted(p for p in (NEGATIVE / "lint").rglob("*") if p.is_file())
+SINGLE_RULE_CONTROLS = [p for p in LINT_CONTROLS if not p.name.startswith("debian-")]
+# Formats where a rule has nothing to check (the proxy has no such setting, proxies.md):
+# nginx and HAProxy have no total-duration timeout; Envoy and HAProxy never buffer responses;
+# the kit's Terraform resources set no compression.
+NOT_APPLICABLE = {
+    ("nginx", "total-timeout"),
+    ("haproxy", "total-timeout"),
+    ("haproxy", "buffering"),
+    ("envoy", "buffering"),
+    ("terraform", "compression"),
+    ("terraform", "metrics"),
+}
+# The e2e suites' negative controls name the contract checks they fail (`# catches: a, b`); these
+# are the lint rules that cover each check. Checks with no entry (JSON *is* compressed, HTTP/2 at
+# the TLS edge, disconnect while silent) are not static config properties.
+RULES_FOR_CHECK = {
+    "incremental": {"buffering"},
+    "headers_first": {"buffering"},
+    "uncompressed": {"compression"},
+    "hides_metrics": {"metrics"},
+    "survives_silence": {"idle-timeout", "total-timeout"},
+}
+# `# app: silent` controls run with pings off (PING_INTERVAL above the timeout): lint them so.
+SILENT_APP_PING = 86400.0
+# Static suites' controls (Terraform modules, kustomize overlays) carry no markers: the rule each
+# must trip, or None with the reason it is outside lint's seven rules.
+STATIC_CONTROLS: dict[str, str | None] = {
+    "k8s/btp-pool-outlives-app-keepalive": "keepalive",
+    "k8s/httproute-without-timeouts": "total-timeout",
+    "terraform/alb-http2-target-group": "http1",
+    "terraform/alb-keepalive-equal-idle": "keepalive",
+    "terraform/appgw-response-buffering": "buffering",
+    "terraform/gcp-default-keepalive": "keepalive",
+    "terraform/gcp-default-timeout": "total-timeout",
+    "terraform/gcp-h2c-backend": "http1",
+    # Outside the seven rules: schema checks, drain/grace budget, draining, caching, and the
+    # modules' stricter margin (idle > 2 x ping) where SK3 asks for "longer than the ping".
+    "k8s/btp-misspelt-field": None,
+    "k8s/btp-without-stream-idle": None,
+    "k8s/deployment-unknown-field": None,
+    "k8s/drain-raised-without-grace": None,
+    "k8s/grace-period-shorter-than-drain": None,
+    "k8s/httproute-bad-duration": None,
+    "terraform/alb-idle-timeout-30": None,
+    "terraform/alb-short-deregistration": None,
+    "terraform/appgw-default-request-timeout": None,
+    "terraform/appgw-no-draining": None,
+    "terraform/cloudflare-cache-everything": None,
+    "terraform/cloudflare-short-read-timeout": None,
+    "terraform/gcp-no-draining": None,
+}
+
+
+def expected_rule(control: Path) -> str:
+    """The rule a control is named after: the longest rule name its file name starts with."""
+    names = [rule.name for rule in RULES if control.name.startswith(rule.name)]
+    assert names, f"{control.name} is not named after a rule ({', '.join(r.name for r in RULES)})"
+    return max(names, key=len)
+
+
+@pytest.mark.parametrize("control", SINGLE_RULE_CONTROLS, ids=lambda p: str(p.relative_to(NEGATIVE / "lint")))
+def test_lint_catches_negative_control(control: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = lint_json(capsys, str(control))
+    assert sum(len(files) for files in report["checked"].values()) == 1, "the control was not read as a config"
+    assert rule_names(report) == {expected_rule(control)}, report["findings"]
+    assert code == 1
+
+
+def test_every_rule_has_a_control_per_relevant_format() -> None:
+    formats = {p.parent.name for p in SINGLE_RULE_CONTROLS}
+    covered = {(p.parent.name, expected_rule(p)) for p in SINGLE_RULE_CONTROLS}
+    missing = {(fmt, rule.name) for fmt in formats for rule in RULES} - covered - NOT_APPLICABLE
+    assert not missing, f"rules without a negative control: {sorted(missing)}"
+
+
+def test_realistic_debian_site_reads_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    """Debian's default site plus a proxy_pass: three findings a newcomer can act on."""
+    control = NEGATIVE / "lint" / "nginx" / "debian-default-site.conf"
+    code, report = lint_json(capsys, str(control))
+    assert code == 1
+    assert rule_names(report) == {"buffering", "http1", "metrics"}
+    for finding in report["findings"]:
+        assert finding["line"] == 15  # the `location /` that proxies
+        assert finding["fix"] and finding["docs"].startswith("https://nginx.org/")
+
+
+def _marker(control: Path, name: str) -> list[str]:
+    if not control.is_file():
+        return []
+    for line in control.read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"# {name}:"):
+            return [word.strip() for word in line.split(":", 1)[1].split(",")]
+    return []
+
+
+def _expected_rules(control: Path) -> set[str]:
+    name = str(control.relative_to(NEGATIVE))
+    if name in STATIC_CONTROLS:
+        return {STATIC_CONTROLS[name]} - {None}  # type: ignore[return-value]
+    return set().union(*(RULES_FOR_CHECK.get(check, set()) for check in _marker(control, "catches")))
+
+
+# Controls whose failing checks no lint rule covers (see RULES_FOR_CHECK, STATIC_CONTROLS) are
+# left out; the e2e and static suites catch them.
+OTHER_SUITES_CONTROLS = sorted(
+    control
+    for suite in NEGATIVE.iterdir()
+    if suite.is_dir() and suite.name != "lint"
+    for control in suite.iterdir()
+    if _expected_rules(control)
+)
+
+
+@pytest.mark.parametrize("control", OTHER_SUITES_CONTROLS, ids=lambda p: str(p.relative_to(NEGATIVE)))
+def test_lint_flags_other_suites_negative_controls(control: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each negative control of the e2e and static suites trips the lint rule that covers the
+    contract check it fails."""
+    expected = _expected_rules(control)
+    ping = ["--ping", str(SILENT_APP_PING)] if _marker(control, "app") == ["silent"] else []
+    code, report = lint_json(capsys, *ping, str(control))
+    assert code == 1 and rule_names(report) & expected, f"none of {expected} fired: {report['findings']}"
