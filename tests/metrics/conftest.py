@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -138,10 +140,15 @@ def hold_on_every_worker(
     app: RunningApp, path: str, per_worker: int, limit: int
 ) -> tuple[list[RawStream], dict[int, int]]:
     """Open held streams (started, no token yet) one by one until every worker holds at least
-    `per_worker` of them, or `limit` are open. Returns the streams and the count per worker PID."""
+    `per_worker` of them, or `limit` are open. Returns the streams and the count per worker PID.
+
+    All workers accept from one listening socket, and on a quiet machine the same worker tends to
+    win every accept. A worker that holds its share is therefore paused (SIGSTOP) until the others
+    have theirs, so the next connections must go to them; held sockets are unaffected."""
     workers = workers_of(app)
     streams: list[RawStream] = []
     per_pid = {w.pid: 0 for w in workers}
+    paused: list[int] = []
     try:
         while min(per_pid.values()) < per_worker and len(streams) < limit:
             stream = RawStream(app.url, path)
@@ -150,10 +157,16 @@ def hold_on_every_worker(
             pid = worker_of(stream, workers)
             assert pid is not None, f"no worker holds the connection from port {stream.local_port}"
             per_pid[pid] += 1
+            if per_pid[pid] >= per_worker and min(per_pid.values()) < per_worker:
+                os.kill(pid, signal.SIGSTOP)
+                paused.append(pid)
     except BaseException:
         for stream in streams:
             stream.close()
         raise
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
     return streams, per_pid
 
 
