@@ -53,8 +53,9 @@ lint: $(STAMPS)/venv
 test: deps lint
 	$(BIN)/pytest
 
+# make demo PROXY=nginx (or caddy, the default; envoy, traefik, haproxy, none)
 demo: deps
-	$(BIN)/streamkit demo
+	$(BIN)/streamkit demo --proxy $(or $(PROXY),caddy) $(ARGS)
 
 bench: deps
 	$(BIN)/python -m bench.run

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -17,6 +20,8 @@ from app.upstreams import Generation, Upstream, UpstreamError, UpstreamStream
 from app.wire import ChatCompletionsEncoder, ChatStreamEncoder, Encoder, ResponsesEncoder, usage_of
 
 router = APIRouter()
+
+T = TypeVar("T")
 
 # Cookie the streaming routes set: shows that headers and cookies set by a route reach the client
 # on the streaming response itself (FastAPI does not merge an injected Response into a returned one).
@@ -68,14 +73,53 @@ def _check(
         )
 
 
+class ClientGone(APIError):
+    """The client disconnected before the response started (nginx's 499: nobody reads this answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "The client closed the request.", INVALID_REQUEST, code="client_closed_request")
+
+
+async def _unless_disconnected(request: Request, route: str, work: Awaitable[T]) -> T:
+    """Await `work` (opening the upstream, or a whole non-streaming completion), cancelled at once
+    if the client disconnects first. Before the response starts nothing else listens for
+    `http.disconnect`, so without this race an upstream slow to answer would stay open until it did."""
+    done: list[T] = []
+    failed: list[Exception] = []
+    disconnected_at: float | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal disconnected_at
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            disconnected_at = time.perf_counter()
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        try:
+            done.append(await work)
+        except Exception as exc:  # raised below, outside the group (which would wrap it)
+            failed.append(exc)
+        group.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    if done:
+        return done[0]
+    metrics.STREAMS_CANCELLED.labels(route, metrics.CLIENT_DISCONNECT).inc()
+    if disconnected_at is not None:
+        metrics.UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(route).observe(time.perf_counter() - disconnected_at)
+    raise ClientGone
+
+
 async def _open(request: Request, route: str, generation: Generation) -> UpstreamStream:
     """Start the upstream generation; failures known now become a proper HTTP status."""
     _, upstream = _state(request)
     try:
-        return await upstream.open(generation)
+        return await _unless_disconnected(request, route, upstream.open(generation))
     except UpstreamError as exc:
         metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
-        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from exc
+        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from None
 
 
 async def _stream(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
@@ -96,18 +140,28 @@ async def _stream(request: Request, route: str, generation: Generation, encoder:
 async def _complete(request: Request, route: str, generation: Generation) -> tuple[str, str, dict[str, int]]:
     """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage."""
     upstream_stream = await _open(request, route, generation)
+    return await _unless_disconnected(request, route, _collect(route, generation, upstream_stream))
+
+
+async def _collect(
+    route: str, generation: Generation, upstream_stream: UpstreamStream
+) -> tuple[str, str, dict[str, int]]:
     parts: list[str] = []
     finish, usage = "stop", None
+    reason = metrics.CLIENT_DISCONNECT  # unless it ends below
     try:
         async for chunk in upstream_stream:
             parts.append(chunk.delta)
             finish = chunk.finish_reason or finish
             usage = chunk.usage or usage
+        reason = metrics.COMPLETED
     except UpstreamError as exc:
+        reason = exc.type
         metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
-        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from exc
+        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from None
     finally:
-        await upstream_stream.aclose("completed")
+        with anyio.CancelScope(shield=True):
+            await upstream_stream.aclose(reason)
     prompt_tokens = len(generation.prompt.split())
     return "".join(parts), finish, usage or usage_of(prompt_tokens, sum(1 for p in parts if p))
 
@@ -180,22 +234,39 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     if body.stream:
         return await _stream(request, "chat_completions", generation, encoder)
     text, finish, usage = await _complete(request, "chat_completions", generation)
-    return JSONResponse(
+    return JSONResponse(completion_body(encoder, text, finish, usage))
+
+
+def completion_body(encoder: ChatCompletionsEncoder, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A non-streaming `chat.completion` object (also served by `streamkit fake-upstream`)."""
+    return {
+        "id": encoder.completion_id,
+        "object": "chat.completion",
+        "created": encoder.created,
+        "model": encoder.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A non-streaming Responses `response` object (also served by `streamkit fake-upstream`)."""
+    encoder.text_parts = [text]
+    return encoder.response(
+        "completed",
+        [encoder.message("completed")],
         {
-            "id": encoder.completion_id,
-            "object": "chat.completion",
-            "created": encoder.created,
-            "model": body.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": finish,
-                    "logprobs": None,
-                }
-            ],
-            "usage": usage,
-        }
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
     )
 
 
@@ -215,17 +286,7 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
     if body.stream:
         return await _stream(request, "responses", generation, encoder)
     text, _, usage = await _complete(request, "responses", generation)
-    encoder.text_parts = [text]
-    done = encoder.response(
-        "completed",
-        [encoder.message("completed")],
-        {
-            "input_tokens": usage["prompt_tokens"],
-            "output_tokens": usage["completion_tokens"],
-            "total_tokens": usage["total_tokens"],
-        },
-    )
-    return JSONResponse(done)
+    return JSONResponse(response_body(encoder, text, usage))
 
 
 @router.get("/v1/models")

@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     # Empty: the built-in deterministic fake LLM. Otherwise any OpenAI-compatible base URL
     # (https://api.openai.com/v1, http://vllm:8000/v1, http://ollama:11434/v1, ...).
     upstream_base_url: str = ""
+    # Sent only to the upstream; a SecretStr, so it never shows in a repr, a log or an error.
     upstream_api_key: SecretStr = SecretStr("")
+    # The one model the app serves (and lists in /v1/models) when relaying.
     upstream_model: str = ""
+    # Seconds to open a TCP (and TLS) connection to the upstream; the SDK's default is 5 s.
     upstream_connect_timeout: float = Field(5.0, gt=0)
     # Longest silence allowed between two upstream reads (first token included).
     upstream_read_timeout: float = Field(300.0, gt=0)

@@ -166,3 +166,29 @@ def start_app(
         proc.stop()
         raise
     return proc, url
+
+
+def start_fake_upstream(
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 20.0,
+) -> tuple[Process, str]:
+    """Start `streamkit fake-upstream`; return it and its OpenAI base URL (`http://127.0.0.1:PORT/v1`)."""
+    port = port or free_port()
+    proc = Process(
+        name="fake-upstream",
+        argv=[sys.executable, "-m", "streamkit.cli", "fake-upstream", "--port", str(port), *extra_args],
+        log_path=log_dir / f"fake-upstream-{port}.log",
+        env=dict(env or {}),
+    ).start()
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_until(lambda: not proc.alive() or http_ready(url + "/models")(), timeout, 0.05, "fake-upstream /v1/models")
+        if not proc.alive():
+            raise RuntimeError(f"fake-upstream exited at start:\n{proc.logs()}")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url

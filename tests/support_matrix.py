@@ -46,15 +46,17 @@ _ran: set[str] = set()
 
 def _proxy_of(nodeid: str) -> tuple[str, str] | None:
     """('nginx', 'contract'|'negative') for an e2e test id parametrized by a proxy."""
+    from streamkit.proxies import PROXIES
+
     match = re.search(r"\[([a-z]+)(?:/[^\]]*)?[^\]]*\]$", nodeid)
-    if not nodeid.startswith(E2E) or not match:
+    if not nodeid.startswith(E2E) or not match or match.group(1) not in PROXIES:
         return None
     kind = "negative" if "test_negative" in nodeid else "contract"
     return match.group(1), kind
 
 
 def collected(items: list[pytest.Item]) -> None:
-    _collected.update(item.nodeid for item in items if item.nodeid.startswith(E2E))
+    _collected.update(item.nodeid for item in items if _proxy_of(item.nodeid) is not None)
 
 
 def record(report: pytest.TestReport) -> None:
@@ -67,14 +69,19 @@ def record(report: pytest.TestReport) -> None:
 
 
 def render(results: dict[str, dict[str, dict[str, int]]], versions: dict[str, str]) -> str:
+    from streamkit.proxies import PROXIES
+    from streamkit.proxies.base import CAPABILITIES
+
     lines = [
-        "| Hop | Tested version | Contract checks passed | Negative controls caught |",
-        "|---|---|---|---|",
+        "| Hop | Tested version | Contract checks passed | Negative controls caught | Not supported |",
+        "|---|---|---|---|---|",
     ]
     for proxy in sorted(results):
         contract, negative = results[proxy].get("contract", {}), results[proxy].get("negative", {})
-        lines.append(f"| {proxy} | {versions.get(proxy, '?')} | {_count(contract)} | {_count(negative)} |")
-    lines.extend(f"| {hop} | {version} | {what} | {neg} |" for hop, version, what, neg in STATIC_ROWS)
+        missing = sorted(CAPABILITIES - PROXIES[proxy].capabilities)
+        note = f"{', '.join(missing)} (see [infra/{proxy}](infra/{proxy}/README.md))" if missing else "—"
+        lines.append(f"| {proxy} | {versions.get(proxy, '?')} | {_count(contract)} | {_count(negative)} | {note} |")
+    lines.extend(f"| {hop} | {version} | {what} | {neg} | — |" for hop, version, what, neg in STATIC_ROWS)
     return "\n".join(lines)
 
 

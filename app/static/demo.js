@@ -24,6 +24,7 @@ function setStatus(status) {
 }
 
 function reset() {
+  state.requestId = null;
   state.arrivals = [];
   state.text = "";
   state.started = performance.now();
@@ -78,6 +79,7 @@ function streamWithEventSource({ prompt, tokens, rate }) {
   const source = new EventSource(url);
   state.requests += 1;
   state.stop = () => { source.close(); setStatus("stopped"); };
+  source.addEventListener("start", (e) => { state.requestId = JSON.parse(e.data).id; });
   source.addEventListener("token", (e) => { setStatus("streaming"); onToken(JSON.parse(e.data).delta); });
   source.addEventListener("done", () => { source.close(); setStatus("done"); });
   source.addEventListener("error", (e) => {
@@ -103,6 +105,7 @@ async function streamWithFetch({ prompt, tokens, rate }) {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       signal: controller.signal,
     });
+    state.requestId = response.headers.get("x-request-id");
     if (!response.ok) {
       const error = (await response.json()).error;
       setStatus(`error: ${error.type}`);

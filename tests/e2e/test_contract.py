@@ -1,0 +1,104 @@
+"""The streaming contract (DESIGN.md), through every proxy's real binary running its SHIPPED config.
+
+Only ports, addresses, certificate paths and the read timeout are substituted, through the values
+the config marks with `# streamkit: KEY` (streamkit/proxies/substitute.py). The app runs under
+gunicorn with emit timestamps on; the probe (`streamkit.probe.verdict.assess`) is the instrument.
+Each check here has a negative control in tests/e2e/test_negative.py that the same check catches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamkit.probe.observe import observe
+from streamkit.probe.verdict import assess
+from streamkit.proxies import PROXIES
+from streamkit.proxies.base import ProxyDef
+from tests.app.conftest import RunningApp
+from tests.conftest import Processes
+from tests.e2e.conftest import installed, need
+from tests.e2e.harness import (
+    CHECKS,
+    CONTRACT_STREAM,
+    EXPECT,
+    STRIP_HINTS,
+    STRIP_HINTS_UNCHUNKED,
+    Target,
+    Tls,
+    check_cut_at_timeout,
+    check_survives_silence,
+    start_hop,
+    start_target,
+    stream_path,
+)
+
+pytestmark = [pytest.mark.proxy, pytest.mark.timeout(120)]
+
+
+# Each contract check (tests/e2e/harness.py CHECKS) -> the capability a proxy must declare for it
+# (None: every proxy). A check a proxy does not support skips with the proxy's reason.
+CONTRACT: dict[str, str | None] = {
+    "incremental": "incremental",  # each event arrives within MAX_LAG of being written
+    "headers_first": "headers_first",  # headers before the first token
+    "heartbeats": "heartbeats",  # SSE comments pass through
+    "uncompressed": "compress_json",  # text/event-stream is not compressed ...
+    "compression": "compress_json",  # ... while JSON on the same route is
+    "survives_silence": "idle_timeout",  # with pings, a silent upstream outlives the read timeout
+    "disconnect": "disconnect",  # a client that leaves closes the upstream within 300 ms
+    "openai_sdk": None,  # the official SDK streams the full text through the proxy
+    "tls_http2": "tls_http2",  # TLS + HTTP/2 at the edge, still incremental
+    "hides_metrics": "hides_metrics",  # /metrics is not reachable through the proxy
+}
+
+
+@pytest.mark.parametrize("check", CONTRACT)
+def test_contract(target: Target, check: str) -> None:
+    capability = CONTRACT[check]
+    if capability:
+        need(target.proxy, capability)
+    result = CHECKS[check](target)
+    assert result.ok, f"{target.proxy.name}: {check}: {result.detail}"
+
+
+def test_silent_upstream_without_pings_is_cut_at_read_timeout(silent_target: Target) -> None:
+    """The other side of the timeout: pings off, the same stream is cut near the (shortened) limit.
+    This is also the negative control of `survives_silence`: the same check fails without pings."""
+    need(silent_target.proxy, "idle_timeout")
+    survived = check_survives_silence(silent_target)
+    assert survived.ok is False, f"not caught without pings: {survived.detail}"
+    cut = check_cut_at_timeout(silent_target)
+    assert cut.ok, cut.detail
+
+
+def test_client_disconnect_while_upstream_silent(silent_target: Target) -> None:
+    """No pings and a stalled upstream: nothing flows, so only the proxy's watch on the client helps."""
+    need(silent_target.proxy, "disconnect_silent")
+    result = CHECKS["disconnect_silent"](silent_target)
+    assert result.ok, result.detail
+
+
+@pytest.mark.parametrize("hop", [STRIP_HINTS, STRIP_HINTS_UNCHUNKED])
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_streams_without_app_hints(
+    name: str, hop: str, pinged_app: RunningApp, tls: Tls, processes: Processes, tmp_path: Path
+) -> None:
+    """The app's hints (`X-Accel-Buffering: no` from sse-starlette, `Cache-Control: no-transform`) and
+    its chunked framing would hide a proxy that buffers or compresses by default. Behind a hop that
+    drops the hints (tests/e2e/strip-hints.conf), and one that also drops the framing, the shipped
+    config must still stream, uncompressed."""
+    proxy: ProxyDef = installed(PROXIES[name])
+    need(proxy, "incremental")
+    installed(PROXIES["nginx"])  # runs the hop
+    back = start_hop(hop, tmp_path / "hop", pinged_app, tls)
+    processes.add(back.process)
+    front = start_target(proxy, tmp_path / "front", pinged_app, tls, upstream=back.url.removeprefix("http://"))
+    processes.add(front.process)
+    report = assess(observe(front.url + stream_path(**CONTRACT_STREAM)), EXPECT)
+    headers = report.observation.headers
+    assert report.check("status").ok, report.check("status").detail
+    assert "x-accel-buffering" not in headers, "the hint reached the client: the test proves nothing"
+    assert "no-transform" not in headers.get("cache-control", ""), "no-transform reached the client"
+    for check in ("incremental", "headers_first", "uncompressed"):
+        assert report.check(check).ok, f"{check}: {report.check(check).detail}"
