@@ -1,6 +1,6 @@
 # Kubernetes and container part of the kit (infra/k8s, infra/docker, compose files).
 #   make k8s-e2e   the kind flow: cluster, image, Envoy Gateway, overlay, e2e suite, teardown
-#                  (needs docker, kind, kubectl, helm: not available on the CI machine)
+#                  (needs docker, kind, kubectl: not available on the CI machine)
 
 .PHONY: k8s-e2e
 

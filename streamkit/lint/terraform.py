@@ -30,7 +30,6 @@ from streamkit.lint.rules import (
 )
 
 NAME = "terraform"
-REGISTRY = "https://registry.terraform.io/providers/hashicorp"
 ALB_IDLE_DEFAULT = 60.0
 GCP_TIMEOUT_DEFAULT = 30.0
 GCP_KEEPALIVE = 600.0  # fixed GFE -> backend keep-alive
@@ -142,7 +141,7 @@ def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _aws(module: Module, report: Report, budget: Budget) -> None:
-    docs = f"{REGISTRY}/aws/latest/docs/resources/lb"
+    docs = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout"
     for path, name, body in module.resources("aws_lb", "aws_alb"):
         if body.get("load_balancer_type", "application") != "application":
             continue
@@ -160,7 +159,7 @@ def _aws(module: Module, report: Report, budget: Budget) -> None:
                 f"{docs}#idle_timeout",
                 path,
             )
-    docs = f"{REGISTRY}/aws/latest/docs/resources/lb_target_group#protocol_version"
+    docs = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#target-group-protocol-version"
     for path, name, body in module.resources("aws_lb_target_group", "aws_alb_target_group"):
         version = (module.text(body.get("protocol_version")) or "HTTP1").upper()
         if version != "HTTP1" and str(body.get("protocol", "HTTP")).upper() in ("HTTP", "HTTPS"):
@@ -175,7 +174,7 @@ def _aws(module: Module, report: Report, budget: Budget) -> None:
 
 
 def _gcp(module: Module, report: Report, budget: Budget) -> None:
-    docs = f"{REGISTRY}/google/latest/docs/resources/compute_backend_service"
+    docs = "https://cloud.google.com/load-balancing/docs/backend-service#timeout-setting"
     for path, name, body in module.resources("google_compute_backend_service", "google_compute_region_backend_service"):
         timeout = module.number(body.get("timeout_sec", GCP_TIMEOUT_DEFAULT))
         what = f"{name} timeout_sec" + ("" if "timeout_sec" in body else " (default 30 s)")
@@ -215,7 +214,7 @@ def _gcp(module: Module, report: Report, budget: Budget) -> None:
 
 
 def _azure(module: Module, report: Report, budget: Budget) -> None:
-    docs = f"{REGISTRY}/azurerm/latest/docs/resources/application_gateway"
+    docs = "https://learn.microsoft.com/azure/application-gateway/use-server-sent-events"
     for path, name, body in module.resources("azurerm_application_gateway"):
         buffering = [g.get("response_buffering_enabled") for g in _blocks(body, "global")]
         if not buffering or module.text(buffering[0]) not in ("false", "False"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the streamkit e2e contract suite through Envoy Gateway on a local kind cluster.
 #
-# Needs a machine with a container engine: docker, kind, kubectl and helm on PATH, and the
+# Needs a machine with a container engine: docker, kind and kubectl on PATH, and the
 # repository's virtualenv (`make deps`). It does NOT run in `make test` (our CI machine has no
 # container engine); tests/static/test_k8s.py checks everything it applies offline.
 #
@@ -23,7 +23,7 @@ CLUSTER=${STREAMKIT_KIND_CLUSTER:-streamkit}
 # kind node image = Kubernetes version of the cluster. Ref: https://github.com/kubernetes-sigs/kind/releases
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.36.1}
 # Envoy Gateway >= 1.8 is needed for BackendTrafficPolicy streamIdleTimeout.
-# Ref: https://gateway.envoyproxy.io/docs/install/install-helm/
+# Ref: https://gateway.envoyproxy.io/docs/install/install-yaml/
 ENVOY_GATEWAY_VERSION=${ENVOY_GATEWAY_VERSION:-v1.9.1}
 IMAGE=streamkit:dev
 TARGET_URL=${STREAMKIT_KIND_URL:-http://127.0.0.1:8080}
@@ -34,7 +34,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 CONTEXT="kind-${CLUSTER}"
 CREATED_CLUSTER=0
 
-for tool in docker kind kubectl helm; do
+for tool in docker kind kubectl; do
   command -v "$tool" >/dev/null || { echo "run-e2e.sh: '$tool' is not installed" >&2; exit 2; }
 done
 
@@ -67,10 +67,10 @@ fi
 docker build -f "$ROOT/infra/docker/Dockerfile" -t "$IMAGE" "$ROOT"
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
-# 3. Install the pinned Envoy Gateway and wait for its controller.
-helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm \
-  --version "$ENVOY_GATEWAY_VERSION" --kube-context "$CONTEXT" \
-  --namespace envoy-gateway-system --create-namespace --wait --timeout 5m
+# 3. Install the pinned Envoy Gateway (its release manifest: CRDs + controller) and wait for it.
+#    https://gateway.envoyproxy.io/docs/install/install-yaml/
+kubectl --context "$CONTEXT" apply --server-side \
+  -f "https://github.com/envoyproxy/gateway/releases/download/$ENVOY_GATEWAY_VERSION/install.yaml"
 kubectl --context "$CONTEXT" -n envoy-gateway-system wait deployment/envoy-gateway \
   --for=condition=Available --timeout=5m
 
