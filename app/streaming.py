@@ -174,6 +174,7 @@ class Stream:
     async def events(self) -> AsyncIterator[bytes]:
         route = self.route
         m.ACTIVE_STREAMS.labels(route).inc()
+        gap = m.INTER_TOKEN_GAP.labels(route)  # resolved once: the loop below runs per token
         last_token_at = 0.0
         try:
             first, *rest = self.encoder.start()
@@ -186,7 +187,7 @@ class Stream:
                     if isinstance(item, Chunk):
                         now = time.perf_counter()
                         if self.tokens:
-                            m.INTER_TOKEN_GAP.labels(route).observe(now - last_token_at)
+                            gap.observe(now - last_token_at)
                         else:
                             m.TIME_TO_FIRST_TOKEN.labels(route).observe(now - self.received_at)
                         last_token_at = now
