@@ -158,13 +158,7 @@ def start_app(
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
     ).start()
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: not proc.alive() or http_ready(url + "/healthz")(), timeout, 0.05, "app /healthz")
-        if not proc.alive():
-            raise RuntimeError(f"app exited at start:\n{proc.logs()}")
-    except BaseException:
-        proc.stop()
-        raise
+    wait_serving(proc, url + "/healthz", timeout)
     return proc, url
 
 
@@ -184,11 +178,16 @@ def start_fake_upstream(
         env=dict(env or {}),
     ).start()
     url = f"http://127.0.0.1:{port}/v1"
+    wait_serving(proc, url + "/models", timeout)
+    return proc, url
+
+
+def wait_serving(proc: Process, ready_url: str, timeout: float) -> None:
+    """Wait until `ready_url` answers; stop the process (by PID) if it exits or never answers."""
     try:
-        wait_until(lambda: not proc.alive() or http_ready(url + "/models")(), timeout, 0.05, "fake-upstream /v1/models")
+        wait_until(lambda: not proc.alive() or http_ready(ready_url)(), timeout, 0.05, f"{proc.name} {ready_url}")
         if not proc.alive():
-            raise RuntimeError(f"fake-upstream exited at start:\n{proc.logs()}")
+            raise RuntimeError(f"{proc.name} exited at start:\n{proc.logs()}")
     except BaseException:
         proc.stop()
         raise
-    return proc, url
