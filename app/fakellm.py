@@ -14,7 +14,7 @@ import json
 import os
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,12 +77,17 @@ class FakeKnobs:
     fail_at: int | None = None  # raise FakeFailure before token N
 
 
+def iter_fake_tokens(prompt: str, count: int) -> Iterator[str]:
+    """The deterministic tokens for a prompt, one at a time (a million-token stream must not be
+    built up front on the event loop): a leading space before every word but the first."""
+    rng = random.Random(int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big"))
+    for index in range(count):
+        word = rng.choice(_VOCABULARY)
+        yield word if index == 0 else " " + word
+
+
 def fake_tokens(prompt: str, count: int) -> list[str]:
-    """The deterministic token list for a prompt: a leading space before every word but the first."""
-    seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
-    rng = random.Random(seed)
-    words = [rng.choice(_VOCABULARY) for _ in range(count)]
-    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+    return list(iter_fake_tokens(prompt, count))
 
 
 def fake_text(prompt: str, count: int) -> str:
@@ -127,7 +132,7 @@ class FakeLLM:
     """One fake generation. Iterate it for text deltas; `close(reason)` ends it and writes the record."""
 
     def __init__(self, prompt: str, knobs: FakeKnobs, request_id: str, record_dir: str = "") -> None:
-        self._tokens = fake_tokens(prompt, knobs.tokens)
+        self._tokens = iter_fake_tokens(prompt, knobs.tokens)
         self._knobs = knobs
         self._record_dir = record_dir
         self.record = FakeRecord(request_id=request_id)
