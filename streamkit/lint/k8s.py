@@ -91,6 +91,11 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
     def at(key: str) -> int:
         return line_at(doc.body, "metadata", "annotations", NGINX + key)
 
+    paths = ingress_paths(doc.body)
+    if not any(budget.streams(path, "exact" if kind == "Exact" else "elementwise") for path, kind in paths):
+        return  # --stream-path: none of this Ingress's paths streams
+    route = f"{doc.name} paths {', '.join(path for path, _ in paths)}"
+    report = report.on_route(route)
     if str(notes.get(NGINX + "proxy-buffering", "off")) != "off":
         report.add(
             at("proxy-buffering"),
@@ -130,6 +135,16 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
                     "route only the API paths (/v1/, /healthz) and scrape /metrics inside the cluster",
                     "https://kubernetes.io/docs/concepts/services-networking/ingress/#path-types",
                 )
+
+
+def ingress_paths(body: LineDict) -> list[tuple[str, str]]:
+    """(path, pathType) of every rule of an Ingress; a default backend only is `/`."""
+    found = [
+        (str(item.get("path", "/")), str(item.get("pathType", "Prefix")))
+        for rule in mappings(dig(body, "spec", "rules"))
+        for item in mappings(dig(rule, "http", "paths"))
+    ]
+    return found or [("/", "Prefix")]
 
 
 def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
@@ -178,10 +193,24 @@ def _route_path_hit(match: Any, path: str) -> tuple[int, bool]:
     return len(value), prefix_matches(value, path, elementwise=True)
 
 
+def route_paths(rule: LineDict) -> list[tuple[str, str]]:
+    """(value, type) of the path matches of one HTTPRoute rule (no match = every path)."""
+    found = []
+    for match in mappings(rule.get("matches")):
+        spec = dig(match, "path") or {}
+        found.append((str(spec.get("value", "/")), str(spec.get("type", "PathPrefix"))))
+    return found or [("/", "PathPrefix")]
+
+
 def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
     best: tuple[int, LineDict] | None = None
     for rule in mappings(dig(doc.body, "spec", "rules")):
         timeouts = rule.get("timeouts") or {}
+        paths = route_paths(rule)
+        kinds = {"Exact": "exact", "RegularExpression": "regex"}
+        if not any(budget.streams(value, kinds.get(kind, "elementwise")) for value, kind in paths):
+            continue
+        on_route = report.on_route(f"{doc.name} {', '.join(value for value, _ in paths)}")
         for key in ("request", "backendRequest"):
             if key == "backendRequest" and key not in timeouts:
                 continue
@@ -191,7 +220,7 @@ def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
             )
             problem = total_too_short(value, budget.max_stream, what)
             if problem:
-                report.add(
+                on_route.add(
                     line_at(rule, "timeouts", key),
                     TOTAL_TIMEOUT,
                     problem,
