@@ -15,6 +15,7 @@ import yaml
 
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
+from streamkit.lint.migration import migration_hint
 from streamkit.lint.rules import (
     BELOW_APP_KEEPALIVE,
     BUFFERING,
@@ -223,7 +224,7 @@ def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
                 on_route.add(
                     line_at(rule, "timeouts", key),
                     TOTAL_TIMEOUT,
-                    problem,
+                    problem + migration_hint(doc.body, key, value if key in timeouts else None),
                     f'set `timeouts: {{{key}: "0s"}}` and an idle guard (BackendTrafficPolicy streamIdleTimeout)',
                     DOCS_ROUTE,
                 )
@@ -302,10 +303,14 @@ CHECKS = {
 
 
 def check_documents(docs: list[Doc], reports: dict[Path, Report], budget: Budget) -> None:
+    from streamkit.lint.kinds import checkers  # more kinds, each in its own module
+
     app_budget = _app_keepalive(docs, budget)
     for doc in docs:
         if doc.kind in CHECKS:
             CHECKS[doc.kind](doc, reports[doc.path], app_budget)
+    for check_kind in checkers():
+        check_kind(docs, reports, app_budget)
 
 
 def check(paths: list[Path], budget: Budget) -> list[Finding]:

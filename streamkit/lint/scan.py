@@ -7,15 +7,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from streamkit.lint import caddy, envoy, haproxy, k8s, kustomize, nginx, terraform, traefik
+from streamkit.lint import caddy, envoy, haproxy, helm, k8s, kustomize, nginx, terraform, traefik, traefik_sources
 from streamkit.lint.findings import ERROR, NOTE, Budget, Finding
 from streamkit.lint.rules import CONFIG
 
 # Order matters: the first format whose detect() accepts a file owns it.
-FORMATS: tuple[ModuleType, ...] = (terraform, caddy, envoy, traefik, kustomize, k8s, haproxy, nginx)
+FORMATS: tuple[ModuleType, ...] = (
+    terraform,
+    caddy,
+    envoy,
+    helm,
+    traefik,
+    traefik_sources,
+    kustomize,
+    k8s,
+    haproxy,
+    nginx,
+)
 SKIPPED_DIRS = {".git", ".terraform", ".venv", "node_modules", "__pycache__"}
 MAX_BYTES = 2_000_000  # config files are small; anything bigger is not one
-KNOWN = "nginx, Caddyfile, Envoy, Traefik, HAProxy, Kubernetes, kustomize, Terraform"
+KNOWN = (
+    "nginx, Caddyfile, Envoy, Traefik (YAML, TOML, compose labels), HAProxy, Kubernetes, Helm templates, "
+    "kustomize, Terraform"
+)
 NOT_A_CONFIG = "not a config format streamkit lint reads"
 
 

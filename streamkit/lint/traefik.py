@@ -69,7 +69,7 @@ def rule_matches(rule: str, path: str) -> bool:
     return any(positives) if positives else True
 
 
-class _Config:
+class Config:
     def __init__(self) -> None:
         self.entry_points: list[tuple[Path, LineDict, str]] = []
         self.routers: list[tuple[Path, LineDict, str]] = []
@@ -96,11 +96,11 @@ class _Config:
                 target[str(name)] = (path, item)
 
 
-def _middleware(config: _Config, name: str) -> tuple[Path, LineDict] | None:
+def _middleware(config: Config, name: str) -> tuple[Path, LineDict] | None:
     return config.middlewares.get(name.split("@")[0])
 
 
-def _check(config: _Config, reports: dict[Path, Report], budget: Budget) -> None:
+def check_config(config: Config, reports: dict[Path, Report], budget: Budget) -> None:
     for path, ep, name in config.entry_points:
         # writeTimeout caps the whole response. readTimeout (default 60 s) only bounds reading the
         # request: an 8 s stream passed `readTimeout: 3s` and was cut by `writeTimeout: 3s` (measured
@@ -165,7 +165,7 @@ def _check(config: _Config, reports: dict[Path, Report], budget: Budget) -> None
 
 
 def _check_pool(
-    config: _Config, reports: dict[Path, Report], budget: Budget, name: str, path: Path, lb: LineDict
+    config: Config, reports: dict[Path, Report], budget: Budget, name: str, path: Path, lb: LineDict
 ) -> None:
     transport_name = str(lb.get("serversTransport", "")).split("@")[0]
     where: tuple[Path, Any] | None = (
@@ -191,7 +191,7 @@ def _check_pool(
         )
 
 
-def _check_metrics(config: _Config, reports: dict[Path, Report]) -> None:
+def _check_metrics(config: Config, reports: dict[Path, Report]) -> None:
     candidates = []
     for path, router, name in config.routers:
         rule = str(router.get("rule", ""))
@@ -216,7 +216,7 @@ def _check_metrics(config: _Config, reports: dict[Path, Report]) -> None:
 
 def check(paths: list[Path], budget: Budget) -> list[Finding]:
     reports = {path: Report(path) for path in paths}
-    config = _Config()
+    config = Config()
     for path in paths:
         try:
             for doc in load_documents(path.read_text(encoding="utf-8")):
@@ -224,5 +224,5 @@ def check(paths: list[Path], budget: Budget) -> list[Finding]:
                     config.read(path, doc)
         except yaml.YAMLError as exc:
             reports[path].error(f"Traefik YAML does not parse: {exc}")
-    _check(config, reports, budget)
+    check_config(config, reports, budget)
     return [f for report in reports.values() for f in report.findings]
