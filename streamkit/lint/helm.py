@@ -137,7 +137,7 @@ def check(paths: list[Path], budget: Budget) -> list[Finding]:
             try:
                 found = load_documents(chunk)
             except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
+                mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
                 line = start + (mark.line + 1 if mark else 1)
                 reports[path].warn(
                     f"Helm template: a document could not be read after resolving the template "

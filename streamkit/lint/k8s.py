@@ -172,6 +172,15 @@ def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
             f"drop {SSE_MEDIA_TYPE} from gzip-types",
             f"{DOCS_CONFIGMAP}#gzip-types",
         )
+    if str(data.get("proxy-buffering", "off")) != "off":
+        report.add(
+            data.line_of("proxy-buffering"),
+            BUFFERING,
+            f"{doc.name}: proxy-buffering is {data.get('proxy-buffering')} for every Ingress of this controller "
+            "that does not set the annotation",
+            f'set `proxy-buffering: "off"` (the default), or `{NGINX}proxy-buffering: "off"` on streaming Ingresses',
+            f"{DOCS_CONFIGMAP}#proxy-buffering",
+        )
     problem = idle_too_short(seconds(data.get("proxy-read-timeout")), budget.ping, f"{doc.name}: proxy-read-timeout")
     if problem:
         report.add(
