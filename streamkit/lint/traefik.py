@@ -127,6 +127,8 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
                 f"{DOCS}/reference/routing-configuration/http/load-balancing/serverstransport/",
             )
     for name, (path, mw) in config.middlewares.items():
+        if budget.stream_paths and name not in streaming_middlewares(config, budget):
+            continue  # --stream-path: no streaming router uses it
         compress = mw.get("compress") if isinstance(mw, LineDict) else None
         if compress is not None:
             included = dig(compress, "includedContentTypes")
@@ -162,6 +164,16 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
                 )
         _check_pool(config, reports, budget, name, path, lb)
     _check_metrics(config, reports)
+
+
+def streaming_middlewares(config: Config, budget: Budget) -> set[str]:
+    """Middlewares attached to a router whose rule can match a streaming path."""
+    return {
+        str(used).split("@")[0]
+        for _, router, _ in config.routers
+        if any(rule_matches(str(router.get("rule", "")), path) for path in budget.stream_paths)
+        for used in (router.get("middlewares") or [])
+    }
 
 
 def _check_pool(

@@ -23,19 +23,24 @@ def test_every_format_has_a_good_and_a_bad_fixture() -> None:
     formats = {p.name for p in FORMATS.iterdir()} - {"helm-good", "helm-bad"} | {"helm"}
     with_bad = {p.parent.name for p in BAD} | {"helm"}
     with_good = {p.parent.name for p in FORMATS.glob("*/good.*")} | {"helm"}
-    assert formats == with_bad == with_good == {
-        "helm",  # Helm chart templates
-        "compose",  # Traefik labels and flags in a compose file
-        "toml",  # Traefik TOML
-        "crd",  # Traefik Middleware / IngressRoute / ServersTransport
-        "ingress-nginx",  # annotations and the controller ConfigMap
-        "istio",  # VirtualService / DestinationRule
-        "aws",  # AWS Load Balancer Controller idle timeout
-        "gke",  # BackendConfig timeoutSec
-        "envoy-gateway",  # ClientTrafficPolicy / BackendTrafficPolicy
-        "aigateway",  # Envoy AI Gateway AIGatewayRoute
-        "ingress2gateway",  # ingress2gateway's HTTPRoutes
-    }
+    assert (
+        formats
+        == with_bad
+        == with_good
+        == {
+            "helm",  # Helm chart templates
+            "compose",  # Traefik labels and flags in a compose file
+            "toml",  # Traefik TOML
+            "crd",  # Traefik Middleware / IngressRoute / ServersTransport
+            "ingress-nginx",  # annotations and the controller ConfigMap
+            "istio",  # VirtualService / DestinationRule
+            "aws",  # AWS Load Balancer Controller idle timeout
+            "gke",  # BackendConfig timeoutSec
+            "envoy-gateway",  # ClientTrafficPolicy / BackendTrafficPolicy
+            "aigateway",  # Envoy AI Gateway AIGatewayRoute
+            "ingress2gateway",  # ingress2gateway's HTTPRoutes
+        }
+    )
 
 
 @pytest.mark.parametrize("fixture", BAD, ids=lambda p: str(p.relative_to(FORMATS)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lint.helpers import lint_json, rule_names
+from tests.lint.helpers import REPO, lint_json, rule_names
 from tests.lint.test_cli import PLAIN_STREAMING_SITE
 
 GOOD = """
@@ -126,3 +126,29 @@ def test_json_names_rule_severity_file_line_route(tmp_path: Path, capsys: pytest
         assert {"rule", "severity", "file", "line", "route", "message", "fix", "docs"} <= finding.keys()
         assert finding["severity"] == "error" and finding["file"] == str(site)
     assert rule_names(report) == {"buffering", "metrics"}  # --app streamkit: /metrics is public
+
+
+def test_stream_path_narrows_envoy_routes_and_traefik_middlewares(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Envoy: a short route timeout on a route that does not stream is left alone under
+    --stream-path; Traefik: a compress middleware only on a non-streaming router likewise."""
+    envoy = REPO / "tests" / "corpus" / "configs" / "envoy" / "seldon-60s-hardwired.yaml"  # timeout 60s on /v2/
+    code, report = lint_json(capsys, str(envoy))
+    assert code == 1 and [f["route"] for f in report["findings"] if f["severity"] == "error"] == [
+        "route {'prefix': '/v2/'}"
+    ]
+    assert lint_json(capsys, "--stream-path", "/stream", str(envoy))[0] == 0
+    assert lint_json(capsys, "--stream-path", "/v2/models/m/infer", str(envoy))[0] == 1
+    traefik = write(
+        tmp_path,
+        "dynamic.yml",
+        "http:\n  routers:\n    assets:\n      rule: PathPrefix(`/assets`)\n      middlewares: [gz]\n"
+        "      service: app\n    api:\n      rule: PathPrefix(`/v1`)\n      service: app\n"
+        "  middlewares:\n    gz:\n      compress: {}\n"
+        "  services:\n    app:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:8000\n",
+    )
+    assert rule_names(lint_json(capsys, str(traefik))[1]) - {"keepalive"} == {"compression"}
+    code, report = lint_json(capsys, "--stream-path", "/v1/chat", str(traefik))
+    assert code == 0 and rule_names(report) - {"keepalive"} == set()
+    assert lint_json(capsys, "--stream-path", "/assets/live", str(traefik))[0] == 1
