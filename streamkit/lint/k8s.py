@@ -86,8 +86,9 @@ def _app_keepalive(docs: list[Doc], budget: Budget) -> Budget:
 
 def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
     notes = dig(doc.body, "metadata", "annotations") or {}
-    if dig(doc.body, "spec", "ingressClassName") not in (None, "nginx") and not any(k.startswith(NGINX) for k in notes):
-        return
+    ingress_class = dig(doc.body, "spec", "ingressClassName") or notes.get("kubernetes.io/ingress.class")
+    if ingress_class not in (None, "nginx") and not any(k.startswith(NGINX) for k in notes):
+        return  # another controller's Ingress (alb, gce, traefik...)
 
     def at(key: str) -> int:
         return line_at(doc.body, "metadata", "annotations", NGINX + key)
