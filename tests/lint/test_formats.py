@@ -82,3 +82,21 @@ def test_ingress2gateway_and_ai_gateway_findings_explain_the_default_and_the_fix
         [finding] = report["findings"]
         assert words in finding["message"], finding
         assert '`timeouts: {request: "0s"}`' in finding["fix"] and "streamIdleTimeout" in finding["fix"]
+
+
+def test_yaml_that_cannot_be_a_config_is_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mapping used as a key parses as YAML but cannot be a manifest: a plain file is not checked
+    (exit 2, with the reason); in a Helm chart, that document is skipped with a warning."""
+    plain = tmp_path / "complex.yaml"
+    plain.write_text("apiVersion: v1\nkind: ConfigMap\n? {a: 1}\n: b\n")
+    code, report = lint_json(capsys, str(plain))
+    assert code == 2 and "unsupported YAML" in report["not_checked"][0]["why"]
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: x\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("a:\n  b: 1\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\ndata:\n  {{ toYaml .Values.a }}: x\n"
+    )
+    code, report = lint_json(capsys, str(chart))
+    assert code == 0 and [f["severity"] for f in report["findings"]] == ["warning"]
