@@ -55,6 +55,7 @@ class Outcome:
     entry: Entry
     verdict: str  # TP, FN (broken); TN, FP (working)
     detail: str
+    code: int = 0  # the exit code a user would see
 
 
 def entries() -> list[Entry]:
@@ -84,7 +85,7 @@ def judge(entry: Entry) -> Outcome:
     findings = [f for f in report["findings"] if isinstance(f, dict) and f["severity"] == "error"]  # type: ignore[union-attr]
     streaming = [f for f in findings if f["rule"]["name"] in STREAMING]
     if not report["checked"]:
-        return Outcome(entry, "FN" if entry.broken else "FP", f"not checked: {report['not_checked']}")
+        return Outcome(entry, "FN" if entry.broken else "FP", f"not checked: {report['not_checked']}", code)
     if entry.broken:
         route = entry.fields.get("route", "-")
         hits = [
@@ -95,7 +96,7 @@ def judge(entry: Entry) -> Outcome:
             entry, "TP" if hits and code == 1 else "FN", f"expected {entry.fields['rule']} @ {route}; saw {seen}"
         )
     seen = ", ".join(f"{f['rule']['name']} @ {f['route'] or '-'}" for f in streaming)
-    return Outcome(entry, "FP" if streaming else "TN", seen or "no streaming finding")
+    return Outcome(entry, "FP" if streaming else "TN", seen or "no streaming finding", code)
 
 
 def table(outcomes: list[Outcome]) -> str:
