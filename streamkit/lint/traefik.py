@@ -134,10 +134,16 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
             included = dig(compress, "includedContentTypes")
             excluded = dig(compress, "excludedContentTypes") or []
             if (included and SSE_MEDIA_TYPE in included) or (not included and SSE_MEDIA_TYPE not in excluded):
+                misplaced = (
+                    " (excludedContentTypes is set beside `compress`, not inside it, so it is ignored)"
+                    if "excludedContentTypes" in mw
+                    else ""
+                )
                 reports[path].add(
                     line_at(mw, "compress"),
                     COMPRESSION,
-                    f"middleware {name}: compress does not exclude {SSE_MEDIA_TYPE} (only application/grpc by default)",
+                    f"middleware {name}: compress does not exclude {SSE_MEDIA_TYPE} (only application/grpc by default)"
+                    + misplaced,
                     f"add `excludedContentTypes: [{SSE_MEDIA_TYPE}]`",
                     f"{DOCS}/reference/routing-configuration/http/middlewares/compress/",
                 )

@@ -77,11 +77,12 @@ def from_compose(text: str) -> LineDict:
         for service in (doc.get("services") or {}).values() if isinstance(doc, dict) else []:
             if not isinstance(service, dict):
                 continue
-            labels = service.get("labels") or {}
-            pairs = labels.items() if isinstance(labels, dict) else (str(i).partition("=")[::2] for i in labels)
-            for key, value in pairs:
-                if str(key).lower().startswith("traefik.http."):
-                    _put(tree, str(key).split(".")[1:], str(value), _line_of(lines, str(key)))
+            # Service labels (docker compose) and deploy labels (swarm mode) carry the same keys.
+            for labels in (service.get("labels") or {}, (service.get("deploy") or {}).get("labels") or {}):
+                pairs = labels.items() if isinstance(labels, dict) else (str(i).partition("=")[::2] for i in labels)
+                for key, value in pairs:
+                    if str(key).lower().startswith("traefik.http."):
+                        _put(tree, str(key).split(".")[1:], str(value), _line_of(lines, str(key)))
             command = service.get("command") or []
             for flag in command.split() if isinstance(command, str) else command:
                 key, _, value = str(flag).lstrip("-").partition("=")
