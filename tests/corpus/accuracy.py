@@ -1,11 +1,12 @@
 """`streamkit lint` against real-world configurations: the accuracy table in the README.
 
-Each file under tests/corpus/configs/ reproduces the settings a public project or issue thread
+Each file under tests/corpus/configs/ (each Helm chart: a directory, labelled in its Chart.yaml)
+reproduces the settings a public project or issue thread
 reported (the source link and the reported outcome are in its header; the text is ours) and says,
 in header lines the code below parses:
 
     # corpus: broken | working        what its authors reported
-    # format: nginx | kubernetes | traefik | caddy | haproxy | envoy
+    # format: nginx | kubernetes | traefik | caddy | haproxy | envoy | helm
     # rule: buffering                 (broken) the streaming rule that must fire...
     # route: location /events         (broken) ...on a route whose name contains this ('-': the format names none)
     # lint-args: --stream-path /x     (optional) what a user would pass
@@ -59,10 +60,16 @@ class Outcome:
 
 
 def entries() -> list[Entry]:
+    """One entry per file, and one per Helm chart (a directory with a Chart.yaml, whose header
+    carries the labels)."""
+    charts = {p.parent for p in CONFIGS.rglob("Chart.yaml")}
     found = []
-    for path in sorted(p for p in CONFIGS.rglob("*") if p.is_file()):
+    for path in sorted(p for p in CONFIGS.rglob("*") if p.is_file() and not charts.intersection(p.parents)) + sorted(
+        charts
+    ):
         fields: dict[str, str] = {}
-        for line in path.read_text(encoding="utf-8").splitlines()[:20]:
+        header = path / "Chart.yaml" if path.is_dir() else path
+        for line in header.read_text(encoding="utf-8").splitlines()[:20]:
             match = _HEADER.match(line)
             if match:
                 fields[match.group(1)] = match.group(2)
