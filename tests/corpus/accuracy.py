@@ -1,9 +1,8 @@
 """`streamkit lint` against real-world configurations: the accuracy table in the README.
 
 Each file under tests/corpus/configs/ (each Helm chart: a directory, labelled in its Chart.yaml)
-reproduces the settings a public project or issue thread
-reported (the source link and the reported outcome are in its header; the text is ours) and says,
-in header lines the code below parses:
+reproduces the settings a public project or issue thread reported (the source link and the
+reported outcome are in its header; the text is ours) and says, in header lines parsed below:
 
     # corpus: broken | working        what its authors reported
     # format: nginx | kubernetes | traefik | caddy | haproxy | envoy | helm
