@@ -128,3 +128,12 @@ def test_human_output_names_file_line_rule_fix_and_docs(capsys: pytest.CaptureFi
     assert "1 finding(s), 2 note(s): 1 config file(s) checked (nginx 1)" in out
     assert main(["lint", "--app", "streamkit", str(DEBIAN_SITE)]) == 1
     assert "3 finding(s): 1 config file(s) checked (nginx 1)" in capsys.readouterr().out
+
+
+def test_app_rules_fail_for_the_kits_infra_and_are_notes_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
+    """--app auto: the kit's own infra/ runs streamkit, so its app rules fail the run; told the app
+    behind is another one, the same finding is a note and the run passes."""
+    code, report = lint_json(capsys, "--keepalive", "30", str(NGINX))
+    assert code == 1 and [f["severity"] for f in report["findings"]] == ["error"]
+    code, report = lint_json(capsys, "--keepalive", "30", "--app", "other", str(NGINX))
+    assert code == 0 and [(f["rule"]["name"], f["severity"]) for f in report["findings"]] == [("keepalive", "note")]
