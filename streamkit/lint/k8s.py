@@ -317,8 +317,8 @@ def check_documents(docs: list[Doc], reports: dict[Path, Report], budget: Budget
 
     app_budget = _app_keepalive(docs, budget)
     for doc in docs:
-        if doc.kind in CHECKS:
-            CHECKS[doc.kind](doc, reports[doc.path], app_budget)
+        if doc.kind in CHECKS:  # findings name the resource unless a check names a finer route
+            CHECKS[doc.kind](doc, reports[doc.path].on_route(doc.name), app_budget)
     for check_kind in checkers():
         check_kind(docs, reports, app_budget)
 

@@ -129,6 +129,8 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
     for name, (path, mw) in config.middlewares.items():
         if budget.stream_paths and name not in streaming_middlewares(config, budget):
             continue  # --stream-path: no streaming router uses it
+        users = [router for _, r, router in config.routers if name in _used_middlewares(r)]
+        route = f"middleware {name}" + (f" (routers {', '.join(users)})" if users else "")
         compress = mw.get("compress") if isinstance(mw, LineDict) else None
         if compress is not None:
             included = dig(compress, "includedContentTypes")
@@ -139,7 +141,7 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
                     if "excludedContentTypes" in mw
                     else ""
                 )
-                reports[path].add(
+                reports[path].on_route(route).add(
                     line_at(mw, "compress"),
                     COMPRESSION,
                     f"middleware {name}: compress does not exclude {SSE_MEDIA_TYPE} (only application/grpc by default)"
@@ -148,7 +150,7 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
                     f"{DOCS}/reference/routing-configuration/http/middlewares/compress/",
                 )
         if isinstance(mw, LineDict) and "buffering" in mw:
-            reports[path].add(
+            reports[path].on_route(route).add(
                 line_at(mw, "buffering"),
                 BUFFERING,
                 f"middleware {name}: buffering holds whole responses",
@@ -172,13 +174,18 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
     _check_metrics(config, reports)
 
 
+def _used_middlewares(router: LineDict) -> list[str]:
+    used = router.get("middlewares") or []
+    return [str(m).split("@")[0] for m in (used if isinstance(used, list) else [used])]
+
+
 def streaming_middlewares(config: Config, budget: Budget) -> set[str]:
     """Middlewares attached to a router whose rule can match a streaming path."""
     return {
-        str(used).split("@")[0]
+        used
         for _, router, _ in config.routers
         if any(rule_matches(str(router.get("rule", "")), path) for path in budget.stream_paths)
-        for used in (router.get("middlewares") or [])
+        for used in _used_middlewares(router)
     }
 
 
