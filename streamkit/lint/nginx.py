@@ -364,10 +364,11 @@ def _check_tree(root: Scope, report: Report, budget: Budget) -> None:
 
 
 def streaming_routes(server: Scope, proxied: list[Scope], stream_paths: tuple[str, ...]) -> list[Scope]:
-    """Every proxying location; with --stream-path, the ones nginx picks for a streaming path and
-    the ones under a streaming prefix."""
+    """Every proxying location clients reach; with --stream-path, the ones nginx picks for a
+    streaming path and the ones under a streaming prefix."""
     if not stream_paths:
-        return proxied
+        # Internal and named locations answer subrequests (auth_request, error_page), not clients.
+        return [loc for loc in proxied if not loc.own("internal") and location_args(loc.block)[0] != "@"]
     chosen = [c for c in (select_location(server, path) for path in stream_paths) if c is not None]
     routes = []
     for loc in proxied:

@@ -152,3 +152,13 @@ def test_stream_path_narrows_envoy_routes_and_traefik_middlewares(
     code, report = lint_json(capsys, "--stream-path", "/v1/chat", str(traefik))
     assert code == 0 and rule_names(report) - {"keepalive"} == set()
     assert lint_json(capsys, "--stream-path", "/assets/live", str(traefik))[0] == 1
+
+
+def test_internal_locations_are_not_client_routes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An auth_request target (`internal;`) proxies a subrequest, not a stream: not checked; the
+    same location without `internal;` is a route clients reach, and is."""
+    auth = "    location = /_auth {\n        internal;\n        proxy_pass http://127.0.0.1:9000/check;\n    }\n"
+    site = PLAIN_STREAMING_SITE.replace("    listen 80;\n", "    listen 80;\n" + auth)
+    assert lint_json(capsys, str(write(tmp_path, "a.conf", site)))[0] == 0
+    code, report = lint_json(capsys, str(write(tmp_path, "b.conf", site.replace("        internal;\n", ""))))
+    assert code == 1 and {f["route"] for f in report["findings"] if f["severity"] == "error"} == {"location = /_auth"}
