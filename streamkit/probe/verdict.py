@@ -551,6 +551,13 @@ def check_terminal_event(obs: Observation, expect: Expectations = Expectations()
             f"the stream closed at {at} after {n} events without {wanted}; a hop or the server ended it early",
             CUT_FIX,
         )
+    if not n:
+        return Check(
+            "terminal_event",
+            False,
+            f"the stream closed at {at} without a single event: nothing was delivered",
+            CUT_FIX,
+        )
     short = []
     if expect.expect_seconds is not None and obs.ended_at is not None and obs.ended_at < expect.expect_seconds:
         short.append(f"before the expected {expect.expect_seconds:g} s (--expect-seconds)")

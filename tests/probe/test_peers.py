@@ -173,3 +173,13 @@ def test_generic_stream_closing_before_its_expected_length_is_cut(
     assert code == 1 and report["verdict"] == "CUT"
     code, report = probe(capsys, url, "--terminal", "done")  # told the stream ends with `done`
     assert code == 1 and report["verdict"] == "CUT"
+
+
+def test_generic_stream_without_any_event_is_not_a_pass(
+    peers: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clean close is how a generic stream ends, but a stream that closes before its first
+    event delivered nothing: CUT (the control: the same peer with one event passes)."""
+    code, report = probe(capsys, f"{peers['raw_asgi']}/generic?n=0")
+    assert code == 1 and report["verdict"] == "CUT" and "without a single event" in str(report["summary"])
+    assert probe(capsys, f"{peers['raw_asgi']}/generic?n=1")[0] == 0
