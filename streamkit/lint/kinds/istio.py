@@ -3,6 +3,8 @@
 `http[].timeout` is the total time allowed for a response (disabled by default); Envoy resets a
 stream that outlives it. A DestinationRule's `connectionPool.http.idleTimeout` (default 1 h) is
 the upstream pool's idle time, and `h2UpgradePolicy: UPGRADE` speaks HTTP/2 to the app.
+Defaults as reported: route timeouts disabled (istio.io VirtualService reference, quoted in
+SeldonIO/seldon-core#2727); pool idle timeout one hour (istio/istio#40619).
 """
 
 from __future__ import annotations
