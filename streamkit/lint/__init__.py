@@ -1,11 +1,15 @@
 """`streamkit lint`: static streaming rules over proxy, Kubernetes and Terraform configs.
 
-    streamkit lint PATH... [--ping S] [--max-stream S] [--keepalive S] [--json]
+    streamkit lint PATH... [--stream-path PREFIX]... [--app auto|streamkit|other]
+                           [--ping S] [--max-stream S] [--keepalive S] [--json]
 
 Formats: nginx (crossplane, includes followed), Caddyfile (`caddy adapt`), Envoy YAML, Traefik
 YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK7 are in
-`streamkit.lint.rules`. Exit codes: 0 clean, 1 findings, 2 bad usage or a config that could not
-be read or checked.
+`streamkit.lint.rules`. Every proxying route is checked unless `--stream-path` names the
+streaming ones. Streaming rules (SK1-SK4) decide the exit code; app rules (SK5-SK7, about the
+kit's own app) do too when the app is streamkit (`--app streamkit`, or auto: files under the kit's
+own infra/), otherwise they are notes. Exit codes: 0 clean, 1 findings, 2 bad usage, nothing could
+be checked, or a config that could not be read or checked.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "rules: SK1 buffering, SK2 compression, SK3 idle-timeout, SK4 total-timeout, SK5 keepalive, SK6 http1, "
-        "SK7 metrics\nexit codes: 0 clean, 1 findings, 2 bad usage or a config that could not be checked\n"
-        "example: streamkit lint infra/ --ping 15 --max-stream 3600"
+        "SK7 metrics (SK5-SK7 are about streamkit's own app: notes unless --app streamkit)\n"
+        "exit codes: 0 clean, 1 findings, 2 bad usage, nothing checked, or a config that could not be checked\n"
+        "example: streamkit lint infra/ --ping 15 --max-stream 3600\n"
+        "example: streamkit lint /etc/nginx/sites-available --stream-path /v1/chat/completions"
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="config files or directories (searched recursively)")
     parser.add_argument(
@@ -49,6 +55,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"the app's keep-alive (default {defaults.keepalive}, KEEPALIVE)",
     )
+    parser.add_argument(
+        "--stream-path",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="a path prefix that streams (repeatable); default: every proxying route is checked",
+    )
+    parser.add_argument(
+        "--app",
+        choices=("auto", "streamkit", "other"),
+        default="auto",
+        help="the app behind the proxy: streamkit turns the app rules (SK5-SK7) from notes into findings "
+        "(default auto: streamkit for files under the kit's own infra/)",
+    )
     parser.add_argument("--json", action="store_true", help="print findings as JSON")
 
 
@@ -64,12 +84,17 @@ def run(args: argparse.Namespace) -> int:
     if min(args.ping, args.max_stream, args.keepalive) <= 0:
         Console(stderr=True).print("[red]--ping, --max-stream and --keepalive must be positive[/]")
         return EXIT_ERROR
-    budget = Budget(ping=args.ping, max_stream=args.max_stream, keepalive=args.keepalive)
-    findings, checked = lint([Path(p) for p in args.paths], budget)
-    if args.json:
-        print(as_json(findings, checked, budget))
-    else:
-        print_human(findings, checked, budget, Console(highlight=False))
-    if any(f.is_error for f in findings):
+    if any(not p.startswith("/") for p in args.stream_path):
+        Console(stderr=True).print("[red]--stream-path takes a path prefix starting with /[/]")
         return EXIT_ERROR
-    return EXIT_FINDINGS if findings else EXIT_CLEAN
+    budget = Budget(
+        ping=args.ping, max_stream=args.max_stream, keepalive=args.keepalive, stream_paths=tuple(args.stream_path)
+    )
+    result = lint([Path(p) for p in args.paths], budget, app=args.app)
+    if args.json:
+        print(as_json(result, budget))
+    else:
+        print_human(result, budget, Console(highlight=False))
+    if result.errors or not result.checked:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if result.failing else EXIT_CLEAN

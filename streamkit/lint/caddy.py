@@ -155,6 +155,10 @@ def route_for(routes: list[Json], path: str) -> str | None:
 
 
 def _check_server(server: Json, report: Report, lines: _Lines, budget: Budget) -> None:
+    hosts = sorted(
+        {h for route in server.get("routes", []) for m in route.get("match") or [] for h in m.get("host", [])}
+    )
+    report = report.on_route(" ".join(["site", *hosts, *server.get("listen", [])]))
     # `write` caps the whole response (Go's WriteTimeout). `read_body` (Go's ReadTimeout) only
     # bounds reading the request: an 8 s stream passed `read_body 3s` and was cut by `write 3s`
     # (measured with Caddy 2.11.7; Traefik 3.7.15's readTimeout/writeTimeout behave the same).

@@ -80,6 +80,17 @@ def _route_match(match: LineDict, path: str) -> bool | None:
     return hit
 
 
+def _pattern(match: dict[str, object]) -> tuple[str, str]:
+    """(pattern, kind) of a route match, for --stream-path."""
+    if "path" in match:
+        return str(match["path"]), "exact"
+    if "safe_regex" in match:
+        return str(dig(match, "safe_regex", "regex")), "regex"
+    if "path_separated_prefix" in match:
+        return str(match["path_separated_prefix"]), "elementwise"
+    return str(match.get("prefix", "/")), "prefix"
+
+
 class _Checker:
     def __init__(self, report: Report, budget: Budget, clusters: dict[str, LineDict]) -> None:
         self.report, self.budget, self.clusters = report, budget, clusters
@@ -122,7 +133,11 @@ class _Checker:
             if not isinstance(action, LineDict):
                 continue
             self.used.add(str(action.get("cluster", "")))
-            where = f"route {dict(route.get('match') or {})}"
+            match = route.get("match") or {}
+            if not self.budget.streams(*_pattern(match)):
+                continue  # --stream-path: this route does not stream
+            where = f"route {dict(match)}"
+            self.report.route = where
             timeout = seconds(action.get("timeout", DEFAULT_ROUTE_TIMEOUT))
             problem = total_too_short(
                 timeout,
@@ -156,6 +171,7 @@ class _Checker:
                     "raise or remove max_stream_duration",
                     f"{DOCS_ROUTE}#config-route-v3-routeaction",
                 )
+        self.report.route = ""
         for route in routes:
             match = route.get("match")
             verdict = _route_match(match, METRICS_PATH) if isinstance(match, LineDict) else False

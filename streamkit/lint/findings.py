@@ -5,20 +5,45 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from streamkit.lint.rules import CONFIG, Rule
+from streamkit.lint.rules import APP_RULES, CONFIG, Rule, prefix_matches, regex_matches
+
+# Severities. `error`: a streaming rule is broken (exit 1). `note`: a rule about the kit's own app
+# (keep-alive, /metrics, HTTP/1.1 to uvicorn) on a config whose app is not said to be streamkit
+# (reported, exit unaffected). `warning`: part of a config could not be followed (an absent
+# include, a Helm template that does not parse): the rest was checked.
+ERROR, NOTE, WARNING = "error", "note", "warning"
 
 
 @dataclass(frozen=True)
 class Budget:
-    """The app-side numbers every hop is checked against (defaults: `app.settings.Settings()`)."""
+    """The app-side numbers every hop is checked against (defaults: `app.settings.Settings()`),
+    and the streaming routes (`--stream-path`; empty = every proxying route streams)."""
 
     ping: float
     max_stream: float
     keepalive: float
     keepalive_source: str = "--keepalive"
+    stream_paths: tuple[str, ...] = ()
 
     def with_keepalive(self, seconds: float, source: str) -> Budget:
-        return Budget(self.ping, self.max_stream, seconds, source)
+        return Budget(self.ping, self.max_stream, seconds, source, self.stream_paths)
+
+    def streams(self, pattern: str, kind: str = "prefix") -> bool:
+        """Whether a route matching `pattern` (kind prefix, exact, regex or elementwise) may carry a
+        streaming path. Without --stream-path every route may; with it, a route streams when it is
+        under a streaming prefix or a streaming prefix falls in it."""
+        if not self.stream_paths:
+            return True
+        for stream in self.stream_paths:
+            if kind == "regex":
+                if regex_matches(pattern, stream):
+                    return True
+            elif kind == "exact":
+                if prefix_matches(stream, pattern):
+                    return True
+            elif prefix_matches(stream, pattern) or prefix_matches(pattern, stream, elementwise=kind == "elementwise"):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -29,14 +54,26 @@ class Finding:
     message: str
     fix: str
     docs: str
+    route: str = ""  # the route it is about (`location /v1/`, `Ingress api path /`), "" for the whole file
+    severity: str = ERROR
 
     @property
     def is_error(self) -> bool:
         """The config could not be checked (unreadable, unknown format, missing tool)."""
-        return self.rule == CONFIG
+        return self.rule == CONFIG and self.severity == ERROR
+
+    @property
+    def fails(self) -> bool:
+        """A broken streaming rule (or an app rule when the app is streamkit): exit 1."""
+        return self.rule != CONFIG and self.severity == ERROR
+
+    @property
+    def is_app_rule(self) -> bool:
+        return self.rule in APP_RULES
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
+        data["file"] = self.path
         data["rule"] = {"id": self.rule.id, "name": self.rule.name, "title": self.rule.title}
         return data
 
@@ -47,9 +84,29 @@ class Report:
 
     path: Path
     findings: list[Finding] = field(default_factory=list)
+    route: str = ""  # the route findings added through this report are about
 
-    def add(self, line: int, rule: Rule, message: str, fix: str, docs: str, path: Path | str | None = None) -> None:
-        self.findings.append(Finding(str(path or self.path), max(line, 1), rule, message, fix, docs))
+    def on_route(self, route: str) -> Report:
+        """A view of this report whose findings name `route` (they land in the same list)."""
+        return Report(self.path, self.findings, route)
+
+    def add(
+        self,
+        line: int,
+        rule: Rule,
+        message: str,
+        fix: str,
+        docs: str,
+        path: Path | str | None = None,
+        route: str = "",
+    ) -> None:
+        self.findings.append(
+            Finding(str(path or self.path), max(line, 1), rule, message, fix, docs, route or self.route)
+        )
 
     def error(self, message: str, fix: str = "", line: int = 1, path: Path | str | None = None) -> None:
         self.add(line, CONFIG, message, fix, "", path)
+
+    def warn(self, message: str, fix: str = "", line: int = 1, path: Path | str | None = None) -> None:
+        """Part of the config could not be followed; the rest is checked."""
+        self.findings.append(Finding(str(path or self.path), max(line, 1), CONFIG, message, fix, "", "", WARNING))

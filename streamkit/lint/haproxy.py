@@ -91,6 +91,7 @@ def read(text: str) -> list[Section]:
 
 def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[str, bool]) -> None:
     where = f"{section.kind} {section.name}".strip()
+    report = report.on_route(where)  # findings name the frontend/backend/listen section
     sides = {"frontend": ("client",), "backend": ("server",), "listen": ("client", "server")}[section.kind]
     for side in sides:
         line = section.find("timeout", side)

@@ -15,6 +15,7 @@ import yaml
 
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
+from streamkit.lint.migration import migration_hint
 from streamkit.lint.rules import (
     BELOW_APP_KEEPALIVE,
     BUFFERING,
@@ -85,12 +86,18 @@ def _app_keepalive(docs: list[Doc], budget: Budget) -> Budget:
 
 def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
     notes = dig(doc.body, "metadata", "annotations") or {}
-    if dig(doc.body, "spec", "ingressClassName") not in (None, "nginx") and not any(k.startswith(NGINX) for k in notes):
-        return
+    ingress_class = dig(doc.body, "spec", "ingressClassName") or notes.get("kubernetes.io/ingress.class")
+    if ingress_class not in (None, "nginx") and not any(k.startswith(NGINX) for k in notes):
+        return  # another controller's Ingress (alb, gce, traefik...)
 
     def at(key: str) -> int:
         return line_at(doc.body, "metadata", "annotations", NGINX + key)
 
+    paths = ingress_paths(doc.body)
+    if not any(budget.streams(path, "exact" if kind == "Exact" else "elementwise") for path, kind in paths):
+        return  # --stream-path: none of this Ingress's paths streams
+    route = f"{doc.name} paths {', '.join(path for path, _ in paths)}"
+    report = report.on_route(route)
     if str(notes.get(NGINX + "proxy-buffering", "off")) != "off":
         report.add(
             at("proxy-buffering"),
@@ -132,6 +139,16 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
                 )
 
 
+def ingress_paths(body: LineDict) -> list[tuple[str, str]]:
+    """(path, pathType) of every rule of an Ingress; a default backend only is `/`."""
+    found = [
+        (str(item.get("path", "/")), str(item.get("pathType", "Prefix")))
+        for rule in mappings(dig(body, "spec", "rules"))
+        for item in mappings(dig(rule, "http", "paths"))
+    ]
+    return found or [("/", "Prefix")]
+
+
 def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
     data = doc.body.get("data") or {}
     if not isinstance(data, LineDict) or not any(
@@ -156,6 +173,15 @@ def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
             f"drop {SSE_MEDIA_TYPE} from gzip-types",
             f"{DOCS_CONFIGMAP}#gzip-types",
         )
+    if str(data.get("proxy-buffering", "off")) != "off":
+        report.add(
+            data.line_of("proxy-buffering"),
+            BUFFERING,
+            f"{doc.name}: proxy-buffering is {data.get('proxy-buffering')} for every Ingress of this controller "
+            "that does not set the annotation",
+            f'set `proxy-buffering: "off"` (the default), or `{NGINX}proxy-buffering: "off"` on streaming Ingresses',
+            f"{DOCS_CONFIGMAP}#proxy-buffering",
+        )
     problem = idle_too_short(seconds(data.get("proxy-read-timeout")), budget.ping, f"{doc.name}: proxy-read-timeout")
     if problem:
         report.add(
@@ -178,10 +204,24 @@ def _route_path_hit(match: Any, path: str) -> tuple[int, bool]:
     return len(value), prefix_matches(value, path, elementwise=True)
 
 
+def route_paths(rule: LineDict) -> list[tuple[str, str]]:
+    """(value, type) of the path matches of one HTTPRoute rule (no match = every path)."""
+    found = []
+    for match in mappings(rule.get("matches")):
+        spec = dig(match, "path") or {}
+        found.append((str(spec.get("value", "/")), str(spec.get("type", "PathPrefix"))))
+    return found or [("/", "PathPrefix")]
+
+
 def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
     best: tuple[int, LineDict] | None = None
     for rule in mappings(dig(doc.body, "spec", "rules")):
         timeouts = rule.get("timeouts") or {}
+        paths = route_paths(rule)
+        kinds = {"Exact": "exact", "RegularExpression": "regex"}
+        if not any(budget.streams(value, kinds.get(kind, "elementwise")) for value, kind in paths):
+            continue
+        on_route = report.on_route(f"{doc.name} {', '.join(value for value, _ in paths)}")
         for key in ("request", "backendRequest"):
             if key == "backendRequest" and key not in timeouts:
                 continue
@@ -191,10 +231,10 @@ def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
             )
             problem = total_too_short(value, budget.max_stream, what)
             if problem:
-                report.add(
+                on_route.add(
                     line_at(rule, "timeouts", key),
                     TOTAL_TIMEOUT,
-                    problem,
+                    problem + migration_hint(doc.body, key, value if key in timeouts else None),
                     f'set `timeouts: {{{key}: "0s"}}` and an idle guard (BackendTrafficPolicy streamIdleTimeout)',
                     DOCS_ROUTE,
                 )
@@ -273,10 +313,14 @@ CHECKS = {
 
 
 def check_documents(docs: list[Doc], reports: dict[Path, Report], budget: Budget) -> None:
+    from streamkit.lint.kinds import checkers  # more kinds, each in its own module
+
     app_budget = _app_keepalive(docs, budget)
     for doc in docs:
-        if doc.kind in CHECKS:
-            CHECKS[doc.kind](doc, reports[doc.path], app_budget)
+        if doc.kind in CHECKS:  # findings name the resource unless a check names a finer route
+            CHECKS[doc.kind](doc, reports[doc.path].on_route(doc.name), app_budget)
+    for check_kind in checkers():
+        check_kind(docs, reports, app_budget)
 
 
 def check(paths: list[Path], budget: Budget) -> list[Finding]:

@@ -27,7 +27,6 @@ from streamkit.lint.rules import (
     METRICS,
     METRICS_PATH,
     SSE_MEDIA_TYPE,
-    SSE_PATHS,
     Rule,
     idle_too_short,
     pool_too_long,
@@ -42,8 +41,14 @@ _BLOCK_START = re.compile(r"^\s*(http|server|location|upstream)\b[^;{]*\{", re.M
 Directive = dict[str, Any]
 
 
+# Debian/Ubuntu keep sites as extension-less files in these directories.
+SITE_DIRS = ("sites-available", "sites-enabled", "conf.d", "nginx", "http.d", "vhosts.d")
+
+
 def detect(path: Path, text: str) -> bool:
-    return (path.suffix == ".conf" or "nginx" in path.name) and bool(_BLOCK_START.search(text))
+    named = path.suffix == ".conf" or "nginx" in path.name or path.parent.name in SITE_DIRS
+    extensionless_site = not path.suffix and bool(re.search(r"^\s*server\s*\{", text, re.MULTILINE))
+    return (named or extensionless_site) and bool(_BLOCK_START.search(text))
 
 
 @dataclass
@@ -89,10 +94,22 @@ def _servers(scope: Scope) -> Iterator[Scope]:
             yield from _servers(Scope(child, scope))
 
 
+def location_args(location: Directive) -> tuple[str, str]:
+    """(modifier, pattern) of a location; nginx also reads a modifier glued to the pattern
+    (`location ~/api`, `location =/x`), as a regex or exact match, not a prefix."""
+    args = location["args"]
+    if len(args) > 1:
+        return args[0], args[1]
+    pattern = args[0] if args else ""
+    for modifier in ("^~", "~*", "~", "=", "@"):
+        if pattern.startswith(modifier) and len(pattern) > len(modifier):
+            return modifier, pattern[len(modifier) :]
+    return "", pattern
+
+
 def _location_matches(location: Directive, path: str) -> tuple[str, bool]:
     """(kind, matches) with kind one of '=', '^~', '', '~' (regex)."""
-    args = location["args"]
-    modifier, pattern = (args[0], args[1]) if len(args) > 1 else ("", args[0] if args else "")
+    modifier, pattern = location_args(location)
     if modifier == "=":
         return "=", path == pattern
     if modifier in ("~", "~*"):
@@ -113,7 +130,7 @@ def select_location(scope: Scope, path: str) -> Scope | None:
         if kind == "=":
             return loc
         if kind in ("", "^~"):
-            length = len(loc.block["args"][-1])
+            length = len(location_args(loc.block)[1])
             if best is None or length > best[0]:
                 best = (length, loc, kind)
     chosen: Scope | None = best[1] if best else None
@@ -166,14 +183,16 @@ def _file(d: Directive, default: Path) -> str:
 class _Checker:
     def __init__(self, report: Report, budget: Budget, upstreams: dict[str, Scope]) -> None:
         self.report, self.budget, self.upstreams = report, budget, upstreams
+        self.current = ""  # the route being checked
 
     def add(self, d: Directive, rule: Rule, message: str, fix: str, anchor: str) -> None:
-        """A finding at directive `d`; `anchor` is a proxy-module directive or a full docs URL."""
+        """A finding at directive `d` on the current route; `anchor` is a proxy-module directive or a
+        full docs URL."""
         docs = anchor if anchor.startswith("https://") else f"{DOCS}#{anchor}"
-        self.report.add(_line(d), rule, message, fix, docs, _file(d, self.report.path))
+        self.report.add(_line(d), rule, message, fix, docs, _file(d, self.report.path), self.current)
 
     def route(self, loc: Scope) -> None:
-        where = f"location {' '.join(loc.block['args'])}"
+        where = self.current = route_name(loc)
         buffering = loc.find("proxy_buffering")
         if loc.value("proxy_buffering", "on") != "off":
             self.add(
@@ -243,6 +262,7 @@ class _Checker:
     def metrics(self, server: Scope) -> None:
         loc = select_location(server, METRICS_PATH)
         if loc is not None and _proxies(loc) and not _restricted(loc):
+            self.current = route_name(loc)
             self.add(
                 loc.block,
                 METRICS,
@@ -250,6 +270,14 @@ class _Checker:
                 f"add `location ^~ {METRICS_PATH} {{ deny all; }}` (or allow only your Prometheus' addresses)",
                 "proxy_pass",
             )
+
+
+def route_name(loc: Scope) -> str:
+    """`location /v1/` (with the server_name when the server has one)."""
+    servers = [scope for scope in loc.chain() if scope.block["directive"] == "server"]
+    names = [" ".join(d["args"]) for scope in servers for d in scope.own("server_name")]
+    where = f"location {' '.join(loc.block['args'])}"
+    return f"server {names[0]} {where}" if names and names[0] not in ("_", "") else where
 
 
 def _included_files(parsed: dict[str, Any]) -> set[Path]:
@@ -266,11 +294,22 @@ def _included_files(parsed: dict[str, Any]) -> set[Path]:
     return files
 
 
+_ABSENT_INCLUDE = re.compile(r"No such file or directory: '([^']*)'")
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    """crossplane's payload; a crash of crossplane itself becomes an error with its message."""
+    try:
+        result: dict[str, Any] = crossplane.parse(
+            str(path), combine=True, catch_errors=True, check_ctx=False, check_args=False
+        )
+    except Exception as exc:  # crossplane raises its own and Python's errors on odd input
+        return {"errors": [{"file": str(path), "line": 1, "error": f"{type(exc).__name__}: {exc}"}], "config": []}
+    return result
+
+
 def check(paths: list[Path], budget: Budget) -> list[Finding]:
-    parsed = {
-        path: crossplane.parse(str(path), combine=True, catch_errors=True, check_ctx=False, check_args=False)
-        for path in paths
-    }
+    parsed = {path: _parse(path) for path in paths}
     included = {file for path, result in parsed.items() for file in _included_files(result) if file != path.resolve()}
     findings: list[Finding] = []
     for path, result in parsed.items():
@@ -278,11 +317,21 @@ def check(paths: list[Path], budget: Budget) -> list[Finding]:
             continue
         report = Report(path)
         for error in result["errors"]:
-            report.error(
-                f"nginx config does not parse: {error['error']}",
-                line=error.get("line") or 1,
-                path=error.get("file") or path,
-            )
+            message = str(error.get("error") or "").strip()
+            absent = _ABSENT_INCLUDE.search(message)
+            line, where = int(error.get("line") or 1), str(error.get("file") or path)
+            if absent:
+                report.warn(
+                    f"include {absent.group(1)} is absent here, so the directives it holds were not checked; "
+                    "the rest of the file was (findings it would settle may show)",
+                    "lint the directory the include lives in too (e.g. /etc/nginx), or copy the file next to this one",
+                    line=line,
+                    path=where,
+                )
+            else:
+                report.error(
+                    f"nginx config does not parse (crossplane): {message or 'no message'}", line=line, path=where
+                )
         root = (
             Scope({"directive": "main", "args": [], "block": result["config"][0]["parsed"]})
             if result["config"]
@@ -308,15 +357,27 @@ def _check_tree(root: Scope, report: Report, budget: Budget) -> None:
     checker = _Checker(report, budget, upstreams)
     for server in _servers(root):
         proxied = [loc for loc in _all_locations(server) if _proxies(loc)]
-        for loc in _sse_routes(server, proxied):
+        for loc in streaming_routes(server, proxied, budget.stream_paths):
             checker.route(loc)
         if proxied:
             checker.metrics(server)
 
 
-def _sse_routes(server: Scope, proxied: list[Scope]) -> list[Scope]:
-    """The proxying locations nginx picks for the app's streaming paths; when none does (the app
-    is mounted under another prefix), every proxying location but exact-match ones."""
-    chosen = [select_location(server, path) for path in SSE_PATHS]
-    routes = [loc for loc in proxied if any(loc.block is c.block for c in chosen if c is not None)]
-    return routes or [loc for loc in proxied if loc.block["args"][:1] != ["="]]
+def streaming_routes(server: Scope, proxied: list[Scope], stream_paths: tuple[str, ...]) -> list[Scope]:
+    """Every proxying location clients reach; with --stream-path, the ones nginx picks for a
+    streaming path and the ones under a streaming prefix."""
+    if not stream_paths:
+        # Internal and named locations answer subrequests (auth_request, error_page), not clients.
+        return [loc for loc in proxied if not loc.own("internal") and location_args(loc.block)[0] != "@"]
+    chosen = [c for c in (select_location(server, path) for path in stream_paths) if c is not None]
+    routes = []
+    for loc in proxied:
+        modifier, pattern = location_args(loc.block)
+        regex = modifier in ("~", "~*")
+        under = any(
+            regex_matches(pattern, path, ignore_case=modifier == "~*") if regex else pattern.startswith(path)
+            for path in stream_paths
+        )
+        if under or any(loc.block is c.block for c in chosen):
+            routes.append(loc)
+    return routes

@@ -30,6 +30,12 @@ HTTP1 = Rule("SK6", "http1", "The hop to uvicorn uses HTTP/1.1")
 METRICS = Rule("SK7", "metrics", "/metrics is not public")
 
 RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS)
+# Two tiers. Streaming rules (SK1-SK4) hold for any app behind the proxy and decide the exit code.
+# App rules are about the kit's own app: its keep-alive (SK5), uvicorn's HTTP/1.1 only (SK6), its
+# /metrics route (SK7). They fail the run when the app is streamkit (`--app streamkit`, or a file
+# under the kit's own infra/), otherwise they are notes.
+STREAMING_RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT)
+APP_RULES = (KEEPALIVE, HTTP1, METRICS)
 BY_NAME = {rule.name: rule for rule in (CONFIG, *RULES)}
 
 SSE_MEDIA_TYPE = "text/event-stream"

@@ -69,7 +69,7 @@ def rule_matches(rule: str, path: str) -> bool:
     return any(positives) if positives else True
 
 
-class _Config:
+class Config:
     def __init__(self) -> None:
         self.entry_points: list[tuple[Path, LineDict, str]] = []
         self.routers: list[tuple[Path, LineDict, str]] = []
@@ -96,11 +96,11 @@ class _Config:
                 target[str(name)] = (path, item)
 
 
-def _middleware(config: _Config, name: str) -> tuple[Path, LineDict] | None:
+def _middleware(config: Config, name: str) -> tuple[Path, LineDict] | None:
     return config.middlewares.get(name.split("@")[0])
 
 
-def _check(config: _Config, reports: dict[Path, Report], budget: Budget) -> None:
+def check_config(config: Config, reports: dict[Path, Report], budget: Budget) -> None:
     for path, ep, name in config.entry_points:
         # writeTimeout caps the whole response. readTimeout (default 60 s) only bounds reading the
         # request: an 8 s stream passed `readTimeout: 3s` and was cut by `writeTimeout: 3s` (measured
@@ -127,20 +127,30 @@ def _check(config: _Config, reports: dict[Path, Report], budget: Budget) -> None
                 f"{DOCS}/reference/routing-configuration/http/load-balancing/serverstransport/",
             )
     for name, (path, mw) in config.middlewares.items():
+        if budget.stream_paths and name not in streaming_middlewares(config, budget):
+            continue  # --stream-path: no streaming router uses it
+        users = [router for _, r, router in config.routers if name in _used_middlewares(r)]
+        route = f"middleware {name}" + (f" (routers {', '.join(users)})" if users else "")
         compress = mw.get("compress") if isinstance(mw, LineDict) else None
         if compress is not None:
             included = dig(compress, "includedContentTypes")
             excluded = dig(compress, "excludedContentTypes") or []
             if (included and SSE_MEDIA_TYPE in included) or (not included and SSE_MEDIA_TYPE not in excluded):
-                reports[path].add(
+                misplaced = (
+                    " (excludedContentTypes is set beside `compress`, not inside it, so it is ignored)"
+                    if "excludedContentTypes" in mw
+                    else ""
+                )
+                reports[path].on_route(route).add(
                     line_at(mw, "compress"),
                     COMPRESSION,
-                    f"middleware {name}: compress does not exclude {SSE_MEDIA_TYPE} (only application/grpc by default)",
+                    f"middleware {name}: compress does not exclude {SSE_MEDIA_TYPE} (only application/grpc by default)"
+                    + misplaced,
                     f"add `excludedContentTypes: [{SSE_MEDIA_TYPE}]`",
                     f"{DOCS}/reference/routing-configuration/http/middlewares/compress/",
                 )
         if isinstance(mw, LineDict) and "buffering" in mw:
-            reports[path].add(
+            reports[path].on_route(route).add(
                 line_at(mw, "buffering"),
                 BUFFERING,
                 f"middleware {name}: buffering holds whole responses",
@@ -164,8 +174,23 @@ def _check(config: _Config, reports: dict[Path, Report], budget: Budget) -> None
     _check_metrics(config, reports)
 
 
+def _used_middlewares(router: LineDict) -> list[str]:
+    used = router.get("middlewares") or []
+    return [str(m).split("@")[0] for m in (used if isinstance(used, list) else [used])]
+
+
+def streaming_middlewares(config: Config, budget: Budget) -> set[str]:
+    """Middlewares attached to a router whose rule can match a streaming path."""
+    return {
+        used
+        for _, router, _ in config.routers
+        if any(rule_matches(str(router.get("rule", "")), path) for path in budget.stream_paths)
+        for used in _used_middlewares(router)
+    }
+
+
 def _check_pool(
-    config: _Config, reports: dict[Path, Report], budget: Budget, name: str, path: Path, lb: LineDict
+    config: Config, reports: dict[Path, Report], budget: Budget, name: str, path: Path, lb: LineDict
 ) -> None:
     transport_name = str(lb.get("serversTransport", "")).split("@")[0]
     where: tuple[Path, Any] | None = (
@@ -191,7 +216,7 @@ def _check_pool(
         )
 
 
-def _check_metrics(config: _Config, reports: dict[Path, Report]) -> None:
+def _check_metrics(config: Config, reports: dict[Path, Report]) -> None:
     candidates = []
     for path, router, name in config.routers:
         rule = str(router.get("rule", ""))
@@ -216,7 +241,7 @@ def _check_metrics(config: _Config, reports: dict[Path, Report]) -> None:
 
 def check(paths: list[Path], budget: Budget) -> list[Finding]:
     reports = {path: Report(path) for path in paths}
-    config = _Config()
+    config = Config()
     for path in paths:
         try:
             for doc in load_documents(path.read_text(encoding="utf-8")):
@@ -224,5 +249,5 @@ def check(paths: list[Path], budget: Budget) -> list[Finding]:
                     config.read(path, doc)
         except yaml.YAMLError as exc:
             reports[path].error(f"Traefik YAML does not parse: {exc}")
-    _check(config, reports, budget)
+    check_config(config, reports, budget)
     return [f for report in reports.values() for f in report.findings]

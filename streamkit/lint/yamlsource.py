@@ -48,8 +48,12 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequen
 
 
 def load_documents(text: str) -> list[Any]:
-    """Every document of a (multi-document) YAML text; raises yaml.YAMLError on bad YAML."""
-    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    """Every document of a (multi-document) YAML text; raises yaml.YAMLError on bad YAML (also on
+    YAML that parses but cannot be a config, such as a mapping used as a key)."""
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise yaml.YAMLError(f"unsupported YAML ({type(exc).__name__}: {exc})") from exc
 
 
 def dig(node: Any, *keys: str) -> Any:

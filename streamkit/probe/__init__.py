@@ -2,10 +2,13 @@
 
     streamkit probe URL [--method POST --json BODY] [--header K:V]... [--json-out FILE|-] [--plot FILE.png]
                         [--http2] [--cacert FILE] [--timeout S] [--max-lag S] [--ping-interval S]
+                        [--terminal auto|close|EVENT] [--expect-seconds S] [--expect-events N]
 
-Exit codes: 0 the stream passed every check that could be judged; 1 a contract check failed
-(buffered, compressed, cut, no heartbeats, an HTTP error...); 2 no response at all (could not
-connect, TLS failure) or bad usage.
+Exit codes: 0 the events arrived as sent (every delivery check that could be judged passed;
+header advice such as Cache-Control without no-transform is reported but does not fail); 1 a
+delivery check failed (buffered, compressed, cut, no heartbeats when asked, an HTTP error...);
+2 no response at all (could not connect, TLS failure) or bad usage. How the end of a stream is
+judged (terminal events, generic streams that end by closing): docs/probe.md.
 """
 
 from __future__ import annotations
@@ -46,6 +49,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--accept-encoding", default="gzip", metavar="ENC", help="Accept-Encoding to send (default gzip)"
+    )
+    parser.add_argument(
+        "--terminal",
+        default="auto",
+        metavar="auto|close|EVENT",
+        help="how the stream ends: auto (the kit's `done`, OpenAI `[DONE]`, Responses `response.completed`; "
+        "other streams may end by closing), close (a generic stream), or the event name/data that ends it",
+    )
+    parser.add_argument(
+        "--expect-seconds",
+        type=float,
+        metavar="S",
+        help="the stream lasts this long: a generic stream closing earlier was cut (by a hop's timeout)",
+    )
+    parser.add_argument(
+        "--expect-events", type=int, metavar="N", help="the stream sends this many events: fewer at the close = cut"
     )
 
 
@@ -91,7 +110,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # httpx.InvalidURL and friends
         print(f"streamkit probe: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    expect = Expectations(max_lag=args.max_lag, burst_window=args.burst_window, ping_interval=args.ping_interval)
+    expect = Expectations(
+        max_lag=args.max_lag,
+        burst_window=args.burst_window,
+        ping_interval=args.ping_interval,
+        terminal=args.terminal,
+        expect_seconds=args.expect_seconds,
+        expect_events=args.expect_events,
+    )
     report = assess(obs, expect)
     if args.json_out == "-":
         json.dump(report.to_json(), sys.stdout, indent=2)

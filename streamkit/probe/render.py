@@ -71,7 +71,7 @@ def checks_table(report: Report) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for check in report.checks:
-        mark, style = MARKS[check.ok]
+        mark, style = ("!", "yellow") if check.advice and check.ok is False else MARKS[check.ok]
         table.add_row(Text(mark, style=style), check.name, Text(check.detail))
     return table
 
@@ -81,6 +81,8 @@ def print_verdict(report: Report, console: Console) -> None:
     colour = "green" if report.ok else "red"
     console.rule(style=colour)
     console.print(Text(report.summary, style=f"bold {colour}"))
+    for advice in report.advice:
+        console.print(Text.assemble(("Advice (does not fail the run): ", "yellow"), LINK_IN_PARENS.sub("", advice.fix)))
     if report.ok:
         return
     first = report.failed[0]

@@ -55,6 +55,13 @@ class Check:
     ok: bool | None  # None = could not be judged (detail says why)
     detail: str  # one line a newcomer understands
     fix: str = ""  # what to change when not ok (directive + link)
+    # Advice (header hygiene, e.g. Cache-Control without no-transform): reported when not ok, but
+    # it does not fail the run: the headline verdict is about whether events arrive as sent.
+    advice: bool = False
+
+    @property
+    def fails(self) -> bool:
+        return self.ok is False and not self.advice
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,13 @@ class Expectations:
     # Require `X-Accel-Buffering: no` on the response. Off by default: nginx does not pass X-Accel-*
     # headers on, so behind a correct nginx it is absent; absent is then reported, not failed.
     x_accel_buffering: bool = False
+    # How the stream ends (docs/probe.md, "How a stream ends"): "auto" tells the protocol from the
+    # events (the kit's, OpenAI chat, Responses: a terminal event is required; anything else is a
+    # generic stream that may end by closing), "close" = a generic stream, any other value = the
+    # event name or data line that ends the stream.
+    terminal: str = "auto"
+    expect_seconds: float | None = None  # a generic stream closing cleanly before this was cut
+    expect_events: int | None = None  # ... or with fewer events than this
 
 
 @dataclass
@@ -76,8 +90,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """Every check that could be judged passed."""
-        return all(c.ok is not False for c in self.checks)
+        """Every check that could be judged passed (advice aside)."""
+        return not any(c.fails for c in self.checks)
 
     @property
     def connected(self) -> bool:
@@ -92,7 +106,12 @@ class Report:
     @property
     def failed(self) -> list[Check]:
         """Failing checks, most important first (the order of HEADLINES)."""
-        return sorted((c for c in self.checks if c.ok is False), key=lambda c: list(HEADLINES).index(c.name))
+        return sorted((c for c in self.checks if c.fails), key=lambda c: list(HEADLINES).index(c.name))
+
+    @property
+    def advice(self) -> list[Check]:
+        """Advice checks that were not met (reported, not failed)."""
+        return [c for c in self.checks if c.advice and c.ok is False]
 
     @property
     def headline(self) -> str:
@@ -121,6 +140,7 @@ class Report:
             "headers": {k: obs.headers[k] for k in REPORTED_HEADERS if k in obs.headers},
             "error": obs.error,
             "checks": [asdict(c) for c in self.checks],
+            "advice": [c.name for c in self.advice],
             "stats": self.stats,
             "events": [
                 {"arrival": round(e.arrival, 6), "event": e.event, "id": e.id, "emitted_at": e.emitted_at, "lag": e.lag}
@@ -402,9 +422,10 @@ def check_cache_control(obs: Observation) -> Check:
     return Check(
         "cache_control",
         False,
-        f"Cache-Control is {value or 'absent'}; missing {', '.join(missing)} (caches and CDNs may store or "
-        "re-encode the stream)",
+        f"Cache-Control is {value or 'absent'}; missing {', '.join(missing)} (advice: caches and CDNs may store "
+        "or re-encode the stream; the events themselves arrived as measured above)",
         "send `Cache-Control: no-cache, no-transform` from the app (https://www.rfc-editor.org/rfc/rfc9111#section-5.2.2)",
+        advice=True,
     )
 
 
@@ -461,12 +482,42 @@ def check_heartbeats(obs: Observation, expect: Expectations) -> Check:
     )
 
 
-def check_terminal_event(obs: Observation) -> Check:
+KIT_EVENTS = frozenset({"token", "done", "error"})
+CUT_FIX = (
+    "a timeout or a crash on the path ended it: compare every hop's read/idle and total timeouts with the "
+    "stream length (nginx proxy_read_timeout 60 s, Envoy route timeout 15 s); see docs/timeouts.md"
+)
+
+
+def protocol_of(obs: Observation) -> str:
+    """'kit', 'openai', 'responses' (protocols with a terminal event) or 'generic' (ends by closing)."""
+    for event in obs.events:
+        payload = event.json()
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if isinstance(kind, str) and kind.startswith("response."):
+            return "responses"
+        if isinstance(payload, dict) and (payload.get("object") == "chat.completion.chunk" or "choices" in payload):
+            return "openai"
+        if event.data.strip() == "[DONE]":
+            return "openai"
+        if event.event in KIT_EVENTS:
+            return "kit"
+    return "generic"
+
+
+def _ends(event: Event, terminal: str) -> bool:
+    return is_terminal(event) if terminal == "auto" else terminal in (event.event, event.data.strip())
+
+
+def check_terminal_event(obs: Observation, expect: Expectations = Expectations()) -> Check:
+    """A protocol with a terminal event must end with it; a generic stream may end by closing,
+    unless the transport broke (incomplete chunked body, reset) or it closed before
+    --expect-seconds / with fewer than --expect-events events (a hop's timeout cut it)."""
     if not is_event_stream(obs):
         return Check("terminal_event", None, "no event stream to judge")
     if obs.closed_early:
         return Check("terminal_event", None, "the probe closed the stream early on purpose")
-    terminal = next((e for e in obs.events if is_terminal(e)), None)
+    terminal = next((e for e in obs.events if _ends(e, expect.terminal)), None)
     if terminal is not None:
         at = f"at {terminal.arrival:.2f} s"
         error = error_of(terminal)
@@ -477,18 +528,53 @@ def check_terminal_event(obs: Observation) -> Check:
         name = "[DONE]" if terminal.data.strip() == "[DONE]" else terminal.event
         if name == "message":
             payload = terminal.json()
-            name = str(payload.get("type")) if isinstance(payload, dict) else name
+            name = str(payload.get("type")) if isinstance(payload, dict) and "type" in payload else "the end event"
         return Check("terminal_event", True, f"the stream ended with `{name}` {at}")
     how = f" ({obs.error})" if obs.error else ""
     at = f"{obs.ended_at:.2f} s" if obs.ended_at is not None else "the end"
     if obs.error and obs.error.startswith("ReadTimeout"):
         how = " (nothing arrived for the probe's read timeout, --timeout; the server or a hop went silent)"
+    n = len(obs.events)
+    if obs.error:
+        return Check(
+            "terminal_event",
+            False,
+            f"the stream was cut at {at} after {n} events, without a terminal event{how}",
+            CUT_FIX,
+        )
+    protocol = "generic" if expect.terminal == "close" else protocol_of(obs) if expect.terminal == "auto" else ""
+    if protocol != "generic":
+        wanted = f"`{expect.terminal}`" if not protocol else f"a terminal event ({protocol} stream)"
+        return Check(
+            "terminal_event",
+            False,
+            f"the stream closed at {at} after {n} events without {wanted}; a hop or the server ended it early",
+            CUT_FIX,
+        )
+    if not n:
+        return Check(
+            "terminal_event",
+            False,
+            f"the stream closed at {at} without a single event: nothing was delivered",
+            CUT_FIX,
+        )
+    short = []
+    if expect.expect_seconds is not None and obs.ended_at is not None and obs.ended_at < expect.expect_seconds:
+        short.append(f"before the expected {expect.expect_seconds:g} s (--expect-seconds)")
+    if expect.expect_events is not None and n < expect.expect_events:
+        short.append(f"with {n} of the expected {expect.expect_events} events (--expect-events)")
+    if short:
+        return Check(
+            "terminal_event",
+            False,
+            f"the generic stream closed at {at}, {' and '.join(short)}: a hop's timeout cut it",
+            CUT_FIX,
+        )
+    unjudged = "" if expect.expect_seconds or expect.expect_events else " (give --expect-seconds to judge its length)"
     return Check(
         "terminal_event",
-        False,
-        f"the stream was cut at {at} after {len(obs.events)} events, without a terminal event{how}",
-        "a timeout or a crash on the path ended it: compare every hop's read/idle and total timeouts with the "
-        "stream length (nginx proxy_read_timeout 60 s, Envoy route timeout 15 s); see docs/timeouts.md",
+        True,
+        f"a generic stream (no terminal event in its protocol) closed cleanly at {at} after {n} events{unjudged}",
     )
 
 
@@ -516,7 +602,7 @@ def assess(obs: Observation, expect: Expectations = Expectations()) -> Report:
         check_cache_control(obs),
         check_x_accel_buffering(obs, expect),
         check_heartbeats(obs, expect),
-        check_terminal_event(obs),
+        check_terminal_event(obs, expect),
         check_http_version(obs, expect),
     ]
     return Report(observation=obs, checks=checks, stats=stats_of(obs))

@@ -14,6 +14,18 @@ from tests.lint.helpers import NEGATIVE, REPO, lint_json, rule_names
 INFRA = REPO / "infra"
 NGINX = INFRA / "nginx" / "streamkit.conf"
 DEBIAN_SITE = NEGATIVE / "lint" / "nginx" / "debian-default-site.conf"
+# A plain streaming nginx site for any app (issue 21, acceptance 7: it must pass).
+PLAIN_STREAMING_SITE = """server {
+    listen 80;
+    location / {
+        proxy_pass http://127.0.0.1:8000;
+        proxy_buffering off;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_read_timeout 3600s;
+    }
+}
+"""
 
 
 def test_shipped_infra_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,19 +73,38 @@ def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
 
 def test_missing_path_and_unknown_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = lint_json(capsys, str(tmp_path / "nope.conf"))
-    assert code == 2 and rule_names(report) == {"config"}
+    assert code == 2 and report["not_checked"] == [
+        {"file": str(tmp_path / "nope.conf"), "why": "no such file or directory"}
+    ]
     readme = tmp_path / "README.md"
     readme.write_text("# not a config\n")
     code, report = lint_json(capsys, str(readme))
-    assert code == 2 and "not a config format" in report["findings"][0]["message"]
+    assert code == 2 and "not a config format" in report["not_checked"][0]["why"]
 
 
-def test_unparseable_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unparseable_config_exits_2_with_crossplanes_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.conf"
     broken.write_text("server {\n    location / {\n        proxy_pass http://127.0.0.1:8000;\n")
     code, report = lint_json(capsys, str(broken))
+    assert code == 2 and report["checked"] == {}
+    [entry] = report["not_checked"]
+    assert entry["file"] == str(broken) and "unexpected end of file" in entry["why"], entry
+
+
+def test_nothing_checkable_in_a_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "blob.conf").write_bytes(b"\xff\xfe server {")
+    code, report = lint_json(capsys, str(tmp_path))
     assert code == 2
-    assert report["findings"][0]["rule"]["id"] == "SK0"
+    assert {e["file"]: e["why"] for e in report["not_checked"]} == {
+        str(tmp_path / "blob.conf"): "not UTF-8 text",
+        str(tmp_path / "notes.txt"): "not a config format streamkit lint reads",
+    }
+    (tmp_path / "site.conf").write_text(PLAIN_STREAMING_SITE)
+    code, report = lint_json(capsys, str(tmp_path))
+    assert code == 0 and len(report["not_checked"]) == 2  # the others are listed, the site is checked
 
 
 def test_missing_caddy_binary_is_an_error_not_a_pass(
@@ -82,14 +113,27 @@ def test_missing_caddy_binary_is_an_error_not_a_pass(
     monkeypatch.setattr(caddy, "caddy_binary", lambda: None)
     code, report = lint_json(capsys, str(INFRA / "caddy" / "Caddyfile"))
     assert code == 2
-    assert "caddy binary was not found" in report["findings"][0]["message"]
+    assert "caddy binary was not found" in report["not_checked"][0]["why"]
 
 
 def test_human_output_names_file_line_rule_fix_and_docs(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["lint", str(DEBIAN_SITE)])
     out = capsys.readouterr().out
     assert code == 1
-    assert f"{DEBIAN_SITE}:15  SK1 buffering" in out
+    assert f"{DEBIAN_SITE}:15  location /  SK1 buffering" in out
     assert "fix:     add `proxy_buffering off;` to this location" in out
     assert "docs:    https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_buffering" in out
-    assert "3 finding(s): 1 config file(s) checked (nginx 1)" in out
+    # HTTP/1.0 and /metrics are about streamkit's own app: notes, unless --app streamkit.
+    assert f"{DEBIAN_SITE}:15  location /  note: SK6 http1" in out
+    assert "1 finding(s), 2 note(s): 1 config file(s) checked (nginx 1)" in out
+    assert main(["lint", "--app", "streamkit", str(DEBIAN_SITE)]) == 1
+    assert "3 finding(s): 1 config file(s) checked (nginx 1)" in capsys.readouterr().out
+
+
+def test_app_rules_fail_for_the_kits_infra_and_are_notes_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
+    """--app auto: the kit's own infra/ runs streamkit, so its app rules fail the run; told the app
+    behind is another one, the same finding is a note and the run passes."""
+    code, report = lint_json(capsys, "--keepalive", "30", str(NGINX))
+    assert code == 1 and [f["severity"] for f in report["findings"]] == ["error"]
+    code, report = lint_json(capsys, "--keepalive", "30", "--app", "other", str(NGINX))
+    assert code == 0 and [(f["rule"]["name"], f["severity"]) for f in report["findings"]] == [("keepalive", "note")]

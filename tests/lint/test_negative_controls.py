@@ -2,6 +2,7 @@
 
 tests/negative/lint/<format>/<rule-name>[-detail].<ext>: a config that is correct except for ONE
 violation, named after the rule it violates (the checks cannot pass by flagging everything).
+They are the kit's own controls, so they are linted with `--app streamkit` (app rules are findings).
 The e2e negative controls other suites keep in tests/negative/<proxy>/ must each be flagged too.
 """
 
@@ -77,7 +78,7 @@ def expected_rule(control: Path) -> str:
 
 @pytest.mark.parametrize("control", SINGLE_RULE_CONTROLS, ids=lambda p: str(p.relative_to(NEGATIVE / "lint")))
 def test_lint_catches_negative_control(control: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = lint_json(capsys, str(control))
+    code, report = lint_json(capsys, "--app", "streamkit", str(control))
     assert sum(len(files) for files in report["checked"].values()) == 1, "the control was not read as a config"
     assert rule_names(report) == {expected_rule(control)}, report["findings"]
     assert code == 1
@@ -93,7 +94,7 @@ def test_every_rule_has_a_control_per_relevant_format() -> None:
 def test_realistic_debian_site_reads_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     """Debian's default site plus a proxy_pass: three findings a newcomer can act on."""
     control = NEGATIVE / "lint" / "nginx" / "debian-default-site.conf"
-    code, report = lint_json(capsys, str(control))
+    code, report = lint_json(capsys, "--app", "streamkit", str(control))
     assert code == 1
     assert rule_names(report) == {"buffering", "http1", "metrics"}
     for finding in report["findings"]:
@@ -134,5 +135,5 @@ def test_lint_flags_other_suites_negative_controls(control: Path, capsys: pytest
     contract check it fails."""
     expected = _expected_rules(control)
     ping = ["--ping", str(SILENT_APP_PING)] if _marker(control, "app") == ["silent"] else []
-    code, report = lint_json(capsys, *ping, str(control))
+    code, report = lint_json(capsys, "--app", "streamkit", *ping, str(control))
     assert code == 1 and rule_names(report) & expected, f"none of {expected} fired: {report['findings']}"

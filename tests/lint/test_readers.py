@@ -3,6 +3,7 @@ sections, Terraform expressions (each rule's end-to-end behaviour is in test_neg
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,10 @@ def test_terraform_numbers_follow_variables_and_locals() -> None:
     assert module.number("${aws_lb.x.arn}") is None
 
 
-def test_nginx_checks_the_locations_that_serve_streams(tmp_path: Path) -> None:
-    """A buffered static location next to an unbuffered streaming one is not a finding; when the
-    app sits under another prefix, its proxying locations are checked instead."""
+def test_nginx_checks_every_proxying_location_unless_told_the_streaming_paths(tmp_path: Path) -> None:
+    """By default a buffered static location next to an unbuffered streaming one is a finding (lint
+    cannot know it does not stream); with --stream-path /v1/ only the location serving /v1/ is
+    checked, and a streaming prefix under another location moves the check there."""
     config = tmp_path / "site.conf"
     config.write_text(
         "server {\n"
@@ -124,6 +126,9 @@ def test_nginx_checks_the_locations_that_serve_streams(tmp_path: Path) -> None:
         "  location / { proxy_pass http://127.0.0.1:8000; proxy_http_version 1.1; proxy_buffering off; }\n"
         "}\n"
     )
-    assert check([config], BUDGET) == []
-    config.write_text(config.read_text().replace("location / {", "location /api/ {"))
-    assert {f.rule.name for f in check([config], BUDGET)} == {"buffering"}
+    assert [(f.rule.name, f.route) for f in check([config], BUDGET)] == [("buffering", "location /assets/")]
+    streaming = Budget(ping=15, max_stream=3600, keepalive=75, stream_paths=("/v1/",))
+    assert check([config], streaming) == []
+    assert [f.route for f in check([config], replace(streaming, stream_paths=("/assets/live",)))] == [
+        "location /assets/"
+    ]
