@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from streamkit.local import Process, free_port, http_ready, start_app, wait_until
+from streamkit.local import Process, free_port, start_app, wait_serving
 from streamkit.proxies import PROXIES
 from streamkit.proxies.substitute import Value
 
@@ -96,13 +96,7 @@ def _tree(pid: int) -> list[int]:
 
 
 def wait_http(process: Process, url: str) -> None:
-    try:
-        wait_until(lambda: not process.alive() or http_ready(url)(), READY_TIMEOUT, 0.1, f"{process.name} at {url}")
-        if not process.alive():
-            raise RuntimeError(f"{process.name} exited at start:\n{process.logs()}")
-    except BaseException:
-        process.stop()
-        raise
+    wait_serving(process, url, READY_TIMEOUT, 0.1)
 
 
 def fake_upstream(workdir: Path, record_dir: Path | None = None) -> Server:

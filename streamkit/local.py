@@ -60,6 +60,9 @@ class Process:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    # Variables removed from the inherited environment (an empty value is not the same as unset:
+    # prometheus_client, for one, takes PROMETHEUS_MULTIPROC_DIR="" as "write into the cwd").
+    unset: Sequence[str] = ()
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
@@ -67,7 +70,7 @@ class Process:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             list(self.argv),
-            env={**os.environ, **self.env},
+            env={key: value for key, value in {**os.environ, **self.env}.items() if key not in self.unset},
             cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -182,10 +185,19 @@ def start_fake_upstream(
     return proc, url
 
 
-def wait_serving(proc: Process, ready_url: str, timeout: float) -> None:
-    """Wait until `ready_url` answers; stop the process (by PID) if it exits or never answers."""
+def wait_serving(
+    proc: Process,
+    ready: str | Callable[[], object],
+    timeout: float,
+    interval: float = 0.05,
+    what: str = "",
+) -> None:
+    """The one wait-until-serving-or-stop helper: poll `ready` (a URL that must answer below 500, or
+    a predicate) until it holds; stop the process (by PID) if it exits first or never gets ready."""
+    check = http_ready(ready) if isinstance(ready, str) else ready
+    what = what or f"{proc.name} {ready if isinstance(ready, str) else 'ready'}"
     try:
-        wait_until(lambda: not proc.alive() or http_ready(ready_url)(), timeout, 0.05, f"{proc.name} {ready_url}")
+        wait_until(lambda: not proc.alive() or check(), timeout, interval, what)
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited at start:\n{proc.logs()}")
     except BaseException:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamkit.local import Process, wait_until
+from streamkit.local import Process, wait_serving
 from streamkit.proxies.substitute import SubstitutionError, Value, marked_keys, substitute_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,18 +165,9 @@ class ProxyDef:
             cwd=workdir,
         ).start()
         ports = [_port(values[key]) for key in ("listen", "tls_listen") if key in values]
-        try:
-            wait_until(
-                lambda: not proc.alive() or all(_accepts(port) for port in ports),
-                READY_TIMEOUT,
-                0.05,
-                f"{name} listening on {ports}",
-            )
-            if not proc.alive():
-                raise RuntimeError(f"{name} exited at start:\n{proc.logs()}")
-        except BaseException:
-            proc.stop()
-            raise
+        wait_serving(
+            proc, lambda: all(_accepts(port) for port in ports), READY_TIMEOUT, what=f"{name} listening on {ports}"
+        )
         return proc
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from streamkit.local import Process, wait_until
+from streamkit.local import Process, wait_serving
 from streamkit.proxies.base import CAPABILITIES, READY_TIMEOUT, Launch, ProxyDef
 from streamkit.proxies.substitute import Value, substitute_file
 
@@ -49,11 +49,7 @@ class TraefikDef(ProxyDef):
     ) -> Process:
         proc = super().start(workdir, values, config_override, label)
         url = f"http://{values['listen']}/healthz"
-        try:
-            wait_until(lambda: not proc.alive() or _routed(url), READY_TIMEOUT, 0.05, f"traefik routes on {url}")
-        except BaseException:
-            proc.stop()
-            raise
+        wait_serving(proc, lambda: _routed(url), READY_TIMEOUT, what=f"traefik routes on {url}")
         return proc
 
 
