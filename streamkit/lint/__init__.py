@@ -1,9 +1,9 @@
 """`streamkit lint`: static streaming rules over proxy, Kubernetes and Terraform configs.
 
-    streamkit lint PATH... [--ping S] [--max-stream S] [--keepalive S] [--json]
+    streamkit lint PATH... [--ping S] [--max-stream S] [--keepalive S] [--drain S] [--json]
 
 Formats: nginx (crossplane, includes followed), Caddyfile (`caddy adapt`), Envoy YAML, Traefik
-YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK7 are in
+YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK9 are in
 `streamkit.lint.rules`. Exit codes: 0 clean, 1 findings, 2 bad usage or a config that could not
 be read or checked.
 """
@@ -24,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "rules: SK1 buffering, SK2 compression, SK3 idle-timeout, SK4 total-timeout, SK5 keepalive, SK6 http1, "
-        "SK7 metrics\nexit codes: 0 clean, 1 findings, 2 bad usage or a config that could not be checked\n"
+        "SK7 metrics, SK8 drain, SK9 cache\n"
+        "exit codes: 0 clean, 1 findings, 2 bad usage or a config that could not be checked\n"
         "example: streamkit lint infra/ --ping 15 --max-stream 3600"
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="config files or directories (searched recursively)")
@@ -49,6 +50,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"the app's keep-alive (default {defaults.keepalive}, KEEPALIVE)",
     )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=defaults.drain_seconds,
+        metavar="S",
+        help=f"the app's drain window (default {defaults.drain_seconds:g}, DRAIN_SECONDS; 0 skips SK8)",
+    )
     parser.add_argument("--json", action="store_true", help="print findings as JSON")
 
 
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if min(args.ping, args.max_stream, args.keepalive) <= 0:
         Console(stderr=True).print("[red]--ping, --max-stream and --keepalive must be positive[/]")
         return EXIT_ERROR
-    budget = Budget(ping=args.ping, max_stream=args.max_stream, keepalive=args.keepalive)
+    budget = Budget(ping=args.ping, max_stream=args.max_stream, keepalive=args.keepalive, drain=max(args.drain, 0.0))
     findings, checked = lint([Path(p) for p in args.paths], budget)
     if args.json:
         print(as_json(findings, checked, budget))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from streamkit.lint.rules import CONFIG, Rule
@@ -16,9 +16,10 @@ class Budget:
     max_stream: float
     keepalive: float
     keepalive_source: str = "--keepalive"
+    drain: float = 0.0  # the app's drain window (DRAIN_SECONDS); 0: rule SK8 is not checked
 
     def with_keepalive(self, seconds: float, source: str) -> Budget:
-        return Budget(self.ping, self.max_stream, seconds, source)
+        return replace(self, keepalive=seconds, keepalive_source=source)
 
 
 @dataclass(frozen=True)

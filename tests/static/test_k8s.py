@@ -34,6 +34,7 @@ import yaml
 import app.gunicorn_conf
 from app.routes import router
 from app.settings import Settings, get_settings
+from streamkit.lint.durations import required_seconds
 from tests.conftest import ON_CI, require_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,20 +107,6 @@ def is_custom(doc: Doc) -> bool:
     """Custom resources: API groups with a dot that are not Kubernetes' own (*.k8s.io built-ins)."""
     group = doc["apiVersion"].rpartition("/")[0]
     return "." in group and group not in {"networking.k8s.io", "policy", "apps", "batch"}
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def seconds(value: str | int) -> float:
-    """A Gateway API / Envoy Gateway duration ("1h30m", "0s", "500ms") or nginx seconds ("3600")."""
-    if isinstance(value, int) or str(value).isdigit():
-        return float(value)
-    parts = _DURATION.findall(str(value))
-    if not parts or "".join(n + u for n, u in parts) != str(value):
-        raise ValueError(f"not a duration: {value!r}")
-    return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
 def app_settings(deployment: Doc) -> Settings:
@@ -395,12 +382,12 @@ def budget_problems(docs: list[Doc]) -> list[str]:
                     "default applies (Envoy Gateway: a 15 s total deadline that cuts streams); set it to 0s"
                 )
             for key in ("request", "backendRequest"):
-                if key in timeouts and 0 < seconds(timeouts[key]) < settings.max_stream_seconds:
+                if key in timeouts and 0 < required_seconds(timeouts[key]) < settings.max_stream_seconds:
                     problems.append(
                         f"HTTPRoute {name} rule {index}: timeouts.{key} {timeouts[key]} is shorter than the "
                         f"longest stream (MAX_STREAM_SECONDS {settings.max_stream_seconds:g} s)"
                     )
-            if "request" in timeouts and seconds(timeouts["request"]) == 0:
+            if "request" in timeouts and required_seconds(timeouts["request"]) == 0:
                 rearmed = any(
                     "streamIdleTimeout" in btp["spec"].get("timeout", {}).get("http", {})
                     and any(ref["kind"] == "HTTPRoute" and ref["name"] == name for ref in btp["spec"]["targetRefs"])
@@ -417,9 +404,9 @@ def budget_problems(docs: list[Doc]) -> list[str]:
         http = policy["spec"].get("timeout", {}).get("http", {})
         for key in ("streamIdleTimeout", "idleTimeout"):
             if key in http:
-                idle_timeout(f"{where} {key}", seconds(http[key]))
+                idle_timeout(f"{where} {key}", required_seconds(http[key]))
         if policy["kind"] == "BackendTrafficPolicy" and "connectionIdleTimeout" in http:
-            pool = seconds(http["connectionIdleTimeout"])
+            pool = required_seconds(http["connectionIdleTimeout"])
             if not pool < settings.keepalive:
                 problems.append(
                     f"{where} connectionIdleTimeout ({pool:g} s) must be below the app's keep-alive "
@@ -430,7 +417,7 @@ def budget_problems(docs: list[Doc]) -> list[str]:
         annotations = ingress["metadata"].get("annotations", {})
         for key in ("proxy-read-timeout", "proxy-send-timeout"):
             value = annotations.get(f"nginx.ingress.kubernetes.io/{key}", INGRESS_NGINX_DEFAULT_TIMEOUT)
-            idle_timeout(f"Ingress {ingress['metadata']['name']} {key}", seconds(value))
+            idle_timeout(f"Ingress {ingress['metadata']['name']} {key}", required_seconds(value))
     return problems
 
 

@@ -1,6 +1,6 @@
 # Negative control, never shipped: without connection draining a removed backend loses its open
 # streams at once. Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule drain).
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule drain only).
 resource "azurerm_application_gateway" "llm" {
   name = "llm"
   global {
