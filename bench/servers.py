@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from streamkit.demo import write_certificates
 from streamkit.local import Process, free_port, start_app, wait_serving
 from streamkit.proxies import PROXIES
 from streamkit.proxies.substitute import Value
@@ -155,11 +156,7 @@ def proxy(workdir: Path, name: str, upstream: Server, tls_dir: Path) -> Server:
 
 
 def write_tls(directory: Path) -> Path:
-    import trustme
-
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    issued.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
-    issued.private_key_pem.write_to_path(str(directory / "key.pem"))
+    """A throw-away certificate for the proxies' TLS listeners (the demo's helper)."""
+    if write_certificates(directory) is None:
+        raise RuntimeError("openssl is not installed: the TLS benchmarks need it")
     return directory
