@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 
 # Buckets. The client library's default stops at 10 s, far below a long TTFT or stream, so every
-# histogram sets its own. The two public anchors for LLM latencies (see the research notes):
+# histogram sets its own. The two public anchors for LLM latencies (the sources are linked below):
 #   vLLM TTFT (vllm/v1/metrics/buckets.py, reused by SGLang and LMDeploy):
 #     0.001 0.005 0.01 0.02 0.04 0.06 0.08 0.1 0.25 0.5 0.75 1 2.5 5 7.5 10 20 40 80 160 640 2560
 #   OTel GenAI gen_ai.server.time_to_first_token: the same set cut at 10 s;

@@ -2,7 +2,7 @@
 HTTPRoutes, Envoy Gateway policies, GKE BackendConfig/GCPBackendPolicy, and the app Deployment.
 
 All manifests of one lint run are read together: a Deployment's `KEEPALIVE` env is the app
-keep-alive the proxies' pools are compared with (proxies.md §6-7).
+keep-alive the proxies' pools are compared with (docs/timeouts.md and infra/k8s/README.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from tests.lint.helpers import NEGATIVE, lint_json, rule_names
 
 LINT_CONTROLS = sorted(p for p in (NEGATIVE / "lint").rglob("*") if p.is_file())
 SINGLE_RULE_CONTROLS = [p for p in LINT_CONTROLS if not p.name.startswith("debian-")]
-# Formats where a rule has nothing to check (the proxy has no such setting, proxies.md):
+# Formats where a rule has nothing to check (the proxy has no such setting, docs/timeouts.md):
 # nginx and HAProxy have no total-duration timeout; Envoy and HAProxy never buffer responses;
 # the kit's Terraform resources set no compression.
 NOT_APPLICABLE = {
