@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 TOP_LEVEL = ("app", "streamkit", "tests", "bench", "infra", "docs", "mk", ".github")
 TOP_FILES = ("README.md", "Makefile", "pyproject.toml")
 _PATH = re.compile(
-    r"(?<![\w./$<{*-])((?:" + "|".join(re.escape(d) for d in TOP_LEVEL) + r")/[\w./-]*+|"
+    r"(?<![\w./$<{*-])((?:"
+    + "|".join(re.escape(d) for d in TOP_LEVEL)
+    + r")/[\w./-]*+|"
     + "|".join(re.escape(f) for f in TOP_FILES)
     + r")(?![\w<{*$%\\])"
 )
