@@ -121,7 +121,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.settings import Settings
-    from streamkit.local import start_app, start_fake_upstream
+    from streamkit.local import metrics_url, start_app, start_fake_upstream
     from streamkit.probe.observe import observe
     from streamkit.probe.render import print_report
     from streamkit.probe.verdict import Expectations, assess
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         if tls_url:
             print(f"  Over TLS:    {tls_url}/   (test CA: {ca}; browsers will warn)")
         print(f"  Stream:      {url}/v1/chat/stream?prompt=hello")
-        print(f"  App direct:  {app_url}/   (metrics: {app_url}/metrics, not routed by the proxy)")
+        print(f"  App direct:  {app_url}/   (metrics on their own listener: {metrics_url(app_url)})")
         print(f"  Logs:        {log_dir}")
         print("\nTry (from the repository root):" + commands(url, model))
         if args.once:

@@ -133,15 +133,36 @@ def http_ready(url: str) -> Callable[[], bool]:
     return check
 
 
+# App base URL -> its metrics listener's /metrics URL, for every app started in this process.
+_METRICS_URLS: dict[str, str] = {}
+
+
+def register_metrics(app_url: str, metrics_port: int, host: str = "127.0.0.1") -> str:
+    """Remember where the app at `app_url` serves its metrics (METRICS_PORT); return that URL."""
+    _METRICS_URLS[app_url] = f"http://{host}:{metrics_port}/metrics"
+    return _METRICS_URLS[app_url]
+
+
+def metrics_url(app_url: str) -> str:
+    """The /metrics URL of the metrics listener of an app started here (start_app or register_metrics)."""
+    try:
+        return _METRICS_URLS[app_url]
+    except KeyError:
+        raise KeyError(f"no metrics listener known for {app_url}: start it with start_app") from None
+
+
 def start_app(
     log_dir: Path,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
     port: int | None = None,
     timeout: float = 20.0,
+    metrics_port: int | None = None,
 ) -> tuple[Process, str]:
-    """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL."""
+    """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL. Its
+    metrics listener gets a free port too (`metrics_url(url)` names it)."""
     port = port or free_port()
+    metrics_port = metrics_port or free_port()
     metrics_dir = log_dir / f"metrics-{port}"
     proc = Process(
         name="app",
@@ -156,12 +177,15 @@ def start_app(
             str(port),
             "--workers",
             str(workers),
+            "--metrics-port",
+            str(metrics_port),
         ],
         log_path=log_dir / f"app-{port}.log",
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
     ).start()
     url = f"http://127.0.0.1:{port}"
     wait_serving(proc, url + "/healthz", timeout)
+    wait_serving(proc, register_metrics(url, metrics_port), timeout)
     return proc, url
 
 

@@ -40,9 +40,7 @@ def snapshot(repo: Path) -> set[str] | None:
 
 
 def _allowed(entry: str) -> bool:
-    return any(
-        entry == allowed or entry.endswith("/" + allowed) or entry.startswith(allowed) for allowed in ALLOWED
-    )
+    return any(entry == allowed or entry.endswith("/" + allowed) or entry.startswith(allowed) for allowed in ALLOWED)
 
 
 def written(before: set[str], after: set[str]) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from streamkit.local import Process, free_port, wait_serving, wait_until
+from streamkit.local import Process, free_port, register_metrics, wait_serving, wait_until
 from streamkit.probe.observe import Observation, observe
 from streamkit.stalled_client import StalledClient
 from tests.app.conftest import RunningApp, start
@@ -172,19 +172,20 @@ def _plain_gunicorn(
     processes: Processes, name: str, config: str, env: dict[str, str], unset: tuple[str, ...] = ()
 ) -> RunningApp:
     """The app under gunicorn started directly (not through `streamkit serve`), two workers."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     proc = processes.add(
         Process(
             name=name,
             argv=[sys.executable, "-m", "gunicorn", "--config", f"python:{config}", "app.main:create_app()"],
             log_path=processes.directory / f"{name}.log",
-            env={"HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2", **env},
+            env={"HOST": "127.0.0.1", "PORT": str(port), "METRICS_PORT": str(metrics_port), "WORKERS": "2", **env},
             cwd=REPO,
             unset=unset,
         ).start()
     )
     url = f"http://127.0.0.1:{port}"
     wait_serving(proc, url + "/healthz", 20)
+    wait_serving(proc, register_metrics(url, metrics_port), 20)
     return RunningApp(proc, url, processes.directory)
 
 
