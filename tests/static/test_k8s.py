@@ -622,3 +622,19 @@ def test_kind_script_is_clean_shell() -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
     assert os.access(script, os.X_OK)
+
+
+def test_npm_schema_packages_are_locked_without_download_addresses() -> None:
+    """mk/k8s.mk installs the schema packages with `npm ci` from tests/static/k8s/package-lock.json:
+    every pinned package is locked with an integrity hash, and no entry names a download address."""
+    folder = Path(__file__).parent / "k8s"
+    pins = json.loads((folder / "package.json").read_text())["dependencies"]
+    lock = json.loads((folder / "package-lock.json").read_text())
+    assert "omit-lockfile-registry-resolved=true" in (folder / ".npmrc").read_text().splitlines()
+    packages = lock["packages"]
+    for name, version in pins.items():
+        assert packages[f"node_modules/{name}"]["version"] == version, name
+    assert packages[""]["dependencies"] == pins
+    for path, entry in packages.items():
+        assert "resolved" not in entry, f"{path} names a download address"
+        assert path == "" or entry.get("integrity"), f"{path} has no integrity hash"
