@@ -26,8 +26,10 @@ NOT_APPLICABLE = {
     ("envoy", "buffering"),
     ("terraform", "compression"),
     ("terraform", "metrics"),
-    # i21: SK8 drain and SK9 cache are checked on cloud load balancers (Terraform) only so far.
-    *((fmt, rule) for fmt in ("nginx", "caddy", "envoy", "traefik", "haproxy", "k8s") for rule in ("drain", "cache")),
+    # i21: SK8 drain is checked on cloud load balancers (Terraform) and Kubernetes pods; SK9 cache
+    # on Cloudflare (Terraform) only so far.
+    *((fmt, "drain") for fmt in ("nginx", "caddy", "envoy", "traefik", "haproxy")),
+    *((fmt, "cache") for fmt in ("nginx", "caddy", "envoy", "traefik", "haproxy", "k8s")),
 }
 # The e2e suites' negative controls name the contract checks they fail (`# catches: a, b`); these
 # are the lint rules that cover each check. Checks with no entry (JSON *is* compressed, HTTP/2 at
@@ -46,12 +48,12 @@ SILENT_APP_PING = 86400.0
 STATIC_CONTROLS: dict[str, str | None] = {
     "k8s/btp-pool-outlives-app-keepalive": "keepalive",
     "k8s/httproute-without-timeouts": "total-timeout",
-    # Outside lint's rules: schema checks and the drain/grace budget of a Deployment.
+    "k8s/btp-without-stream-idle": "idle-timeout",
+    "k8s/drain-raised-without-grace": "drain",
+    "k8s/grace-period-shorter-than-drain": "drain",
+    # Outside lint's rules: schema checks.
     "k8s/btp-misspelt-field": None,
-    "k8s/btp-without-stream-idle": None,
     "k8s/deployment-unknown-field": None,
-    "k8s/drain-raised-without-grace": None,
-    "k8s/grace-period-shorter-than-drain": None,
     "k8s/httproute-bad-duration": None,
 }
 
