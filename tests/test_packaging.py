@@ -83,3 +83,21 @@ def test_a_checker_command_without_the_extra_says_how_to_install_it(command: lis
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'streamkit[check]'" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def _image_installs(dockerfile: str) -> list[str]:
+    """What the image's `pip install` lines install (the arguments that are not options)."""
+    installs = []
+    for line in dockerfile.splitlines():
+        if line.startswith("RUN ") and "pip install " in line:
+            installs += [word for word in line.split("pip install ", 1)[1].split() if not word.startswith("-")]
+    return installs
+
+
+def test_the_image_installs_the_app_only() -> None:
+    dockerfile = (REPO / "infra" / "docker" / "Dockerfile").read_text()
+    assert _image_installs(dockerfile) == ["."]
+    # Negative control: the same Dockerfile installing the checker is told apart.
+    assert _image_installs(
+        dockerfile.replace("pip install --no-cache-dir .", "pip install --no-cache-dir '.[check]'")
+    ) == ["'.[check]'"]
