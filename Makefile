@@ -40,7 +40,7 @@ system-deps:
 $(STAMPS)/venv: pyproject.toml | $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[check,dev]'
 	touch $@
 
 deps: system-deps $(STAMPS)/venv

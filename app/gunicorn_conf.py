@@ -6,6 +6,7 @@ source. Docs: https://docs.gunicorn.org/en/stable/settings.html
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from typing import Any
@@ -68,3 +69,30 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+# --- i21: metrics on their own listener (METRICS_PORT) -------------------------------------------
+def _serve_metrics(where: str) -> None:
+    """Start the metrics listener on HOST:METRICS_PORT. With the multiprocess directory (always
+    under `streamkit serve`) the arbiter serves the sum over all workers, started once when it is
+    ready; without it each worker has only its own numbers, and the first worker to bind serves
+    them (the others log that the port is taken)."""
+    from app.metrics import serve_metrics
+
+    multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if (where == "arbiter") != multiprocess:
+        return
+    try:
+        serve_metrics(_settings.host, _settings.metrics_port)
+    except OSError as exc:
+        logging.getLogger("gunicorn.error").warning(
+            "metrics listener %s:%s not started in the %s: %s", _settings.host, _settings.metrics_port, where, exc
+        )
+
+
+def when_ready(server: Any) -> None:
+    _serve_metrics("arbiter")
+
+
+def post_worker_init(worker: Any) -> None:
+    _serve_metrics("worker")

@@ -4,7 +4,9 @@ Base units, `_total` on counters, bounded labels only (`route`, `outcome`, `reas
 explicit buckets sized for LLM latencies (the client library's default stops at 10 s).
 Works under gunicorn with several workers: `streamkit serve` points PROMETHEUS_MULTIPROC_DIR at
 a fresh directory before any worker imports prometheus_client, gunicorn_conf wipes it at start
-and marks dead workers, and `/metrics` aggregates every worker's files per scrape.
+and marks dead workers. The metrics have their own listener (METRICS_PORT, `serve_metrics`),
+started by gunicorn's arbiter, whose `/metrics` aggregates every worker's files per scrape; the
+public port has no /metrics at all, so no proxy has to hide it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from prometheus_client import (
 )
 
 # Buckets. The client library's default stops at 10 s, far below a long TTFT or stream, so every
-# histogram sets its own. The two public anchors for LLM latencies (see the research notes):
+# histogram sets its own. The two public anchors for LLM latencies (the sources are linked below):
 #   vLLM TTFT (vllm/v1/metrics/buckets.py, reused by SGLang and LMDeploy):
 #     0.001 0.005 0.01 0.02 0.04 0.06 0.08 0.1 0.25 0.5 0.75 1 2.5 5 7.5 10 20 40 80 160 640 2560
 #   OTel GenAI gen_ai.server.time_to_first_token: the same set cut at 10 s;
@@ -160,6 +162,21 @@ UPSTREAM_ERRORS = Counter(
     "Upstream failures, before or after the first byte, by normalized error type.",
     ["route", "type"],
 )
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """Start the metrics listener (a daemon thread of this process): `GET /metrics` on host:port.
+    In multiprocess mode it sums every worker's files per scrape, so the arbiter serves it; without
+    the multiprocess directory it serves this process's own registry. Raises OSError if the port
+    is taken."""
+    from prometheus_client import start_http_server
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(port, addr=host, registry=registry)
+    else:
+        start_http_server(port, addr=host)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,4 +1,4 @@
-"""HTTP routes: the three streaming endpoints, model discovery, health and metrics."""
+"""HTTP routes: the three streaming endpoints, model discovery, health (metrics: app/metrics.py)."""
 
 from __future__ import annotations
 
@@ -310,8 +310,3 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "draining", "open_streams": drain.open_streams}, status_code=503)
     return JSONResponse({"status": "ready"})
 
-
-@router.get("/metrics")
-async def metrics_endpoint() -> Response:
-    body, content_type = metrics.exposition()
-    return Response(body, media_type=content_type)

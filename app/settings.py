@@ -74,6 +74,11 @@ class Settings(BaseSettings):
 
     # Directory for prometheus_client multiprocess files (set by `streamkit serve`).
     prometheus_multiproc_dir: str = ""
+    # i21: the metrics listener's port (on HOST), apart from the public port: GET /metrics there
+    # serves every worker's series; the public port answers 404 for /metrics. 9464 is the port
+    # registered for Prometheus exporters of OpenTelemetry, clear of node_exporter (9100) and
+    # Prometheus (9090). Default: 9464.
+    metrics_port: int = Field(9464, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _budget(self) -> Settings:

@@ -20,7 +20,7 @@ from bench.loadgen import Stream, StreamResult, hold, http_request, release, run
 from bench.measure import median_of, percentile, repeat, stream_figures, timed
 from bench.servers import Server
 from streamkit.proxies import PROXIES
-from tests.stalled_client import StalledClient
+from streamkit.stalled_client import StalledClient
 
 # What marks one token frame: a chat.completions chunk with non-empty content (the role-only first
 # chunk has `"content":""`; SDK-dumped chunks put other keys first), and the `{"delta":...}` payload

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from streamkit.local import Process, free_port, http_ready, start_app, wait_until
+from streamkit.demo import write_certificates
+from streamkit.local import Process, free_port, start_app, wait_serving
 from streamkit.proxies import PROXIES
 from streamkit.proxies.substitute import Value
 
@@ -96,13 +97,7 @@ def _tree(pid: int) -> list[int]:
 
 
 def wait_http(process: Process, url: str) -> None:
-    try:
-        wait_until(lambda: not process.alive() or http_ready(url)(), READY_TIMEOUT, 0.1, f"{process.name} at {url}")
-        if not process.alive():
-            raise RuntimeError(f"{process.name} exited at start:\n{process.logs()}")
-    except BaseException:
-        process.stop()
-        raise
+    wait_serving(process, url, READY_TIMEOUT, 0.1)
 
 
 def fake_upstream(workdir: Path, record_dir: Path | None = None) -> Server:
@@ -161,11 +156,7 @@ def proxy(workdir: Path, name: str, upstream: Server, tls_dir: Path) -> Server:
 
 
 def write_tls(directory: Path) -> Path:
-    import trustme
-
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    issued.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
-    issued.private_key_pem.write_to_path(str(directory / "key.pem"))
+    """A throw-away certificate for the proxies' TLS listeners (the demo's helper)."""
+    if write_certificates(directory) is None:
+        raise RuntimeError("openssl is not installed: the TLS benchmarks need it")
     return directory

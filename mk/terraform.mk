@@ -1,9 +1,10 @@
-# Terraform checks (tests/static/test_terraform.py) use two Python tools that cannot share a venv:
-# checkov depends on bc-python-hcl2, which installs the same top-level `hcl2` package as
-# python-hcl2 and shadows it. Each gets its own venv, pinned in tests/static/requirements-*.txt.
+# Terraform checks (tests/static/test_terraform.py) read .tf files with streamkit lint's own reader
+# (python-hcl2, in the kit's `check` extra). checkov gets its own venv, pinned in
+# tests/static/requirements-checkov.txt: it depends on bc-python-hcl2, which installs the same
+# top-level `hcl2` package as python-hcl2 and would shadow it.
 # A terraform (or tofu) binary is optional: without one the fmt/validate tests skip and say so.
 
-TF_VENVS := hcl2 checkov
+TF_VENVS := checkov
 TF_VENV_STAMPS := $(addprefix $(STAMPS)/venv-,$(TF_VENVS))
 
 $(TF_VENV_STAMPS): $(STAMPS)/venv-%: tests/static/requirements-%.txt | $(STAMPS)

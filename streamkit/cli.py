@@ -40,9 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Distributions of the `check` extra (pyproject.toml) by the module name they install; a checker
+# command that misses one says how to install it instead of printing a traceback.
+CHECK_EXTRA_MODULES = {"httpx_sse", "crossplane", "yaml", "rich", "matplotlib", "hcl2", "psutil"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in CHECK_EXTRA_MODULES:
+            raise
+        print(
+            f"streamkit {args.command}: needs the checker's dependencies ({exc.name} is missing); "
+            "install them with: pip install 'streamkit[check]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ package; `--proxy nginx` uses Debian's nginx; `--proxy none` serves the app dire
 from __future__ import annotations
 
 import argparse
+import secrets
+import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -80,17 +83,35 @@ def port_or_free(port: int) -> int:
     return port
 
 
-def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a certificate for 127.0.0.1 / localhost: (cert, key, CA)."""
-    import trustme  # a dev dependency: `make demo` installs it
+# The leaf's extensions: what Python's strict verification (3.13+) and browsers expect.
+_LEAF_EXTENSIONS = """subjectAltName = IP:127.0.0.1, DNS:localhost
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+"""
 
+
+def write_certificates(directory: Path) -> tuple[Path, Path, Path] | None:
+    """A throw-away CA and a certificate for 127.0.0.1 / localhost: (cert, key, CA), made with the
+    `openssl` command (no Python dependency); None where openssl is missing (the demo then runs
+    without its TLS listener)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
     directory.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key, ca_path = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    ca.cert_pem.write_to_path(str(ca_path))
+    cert, key, ca_path, ca_key = (directory / n for n in ("cert.pem", "key.pem", "ca.pem", "ca-key.pem"))
+    (directory / "leaf.ext").write_text(_LEAF_EXTENSIONS)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    make_ca = [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_path, "-days", "7"]
+    make_ca += ["-subj", "/CN=streamkit throw-away CA", "-addext", "basicConstraints=critical,CA:TRUE"]
+    make_ca += ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+    request = [openssl, "req", *ec, "-keyout", key, "-out", directory / "leaf.csr", "-subj", "/CN=localhost"]
+    sign = [openssl, "x509", "-req", "-in", directory / "leaf.csr", "-CA", ca_path, "-CAkey", ca_key, "-days", "7"]
+    sign += ["-set_serial", str(secrets.randbits(63)), "-out", cert, "-extfile", directory / "leaf.ext"]
+    for argv in (make_ca, request, sign):
+        subprocess.run([str(a) for a in argv], check=True, capture_output=True)
     return cert, key, ca_path
 
 
@@ -100,7 +121,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.settings import Settings
-    from streamkit.local import start_app, start_fake_upstream
+    from streamkit.local import metrics_url, start_app, start_fake_upstream
     from streamkit.probe.observe import observe
     from streamkit.probe.render import print_report
     from streamkit.probe.verdict import Expectations, assess
@@ -128,11 +149,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         url, tls_url, ca = app_url, "", None
         if proxy is not None:
-            cert, key, ca = write_certificates(log_dir / "tls")
+            tls = write_certificates(log_dir / "tls")
             listen = f"127.0.0.1:{port_or_free(args.port)}"
             tls_listen = f"127.0.0.1:{port_or_free(args.tls_port)}"
             values = {"upstream": app_url.removeprefix("http://"), "listen": listen}
-            if "tls_http2" in proxy.capabilities:
+            if tls is not None and "tls_http2" in proxy.capabilities:
+                cert, key, ca = tls
                 values.update(tls_listen=tls_listen, cert=str(cert), key=str(key))
                 tls_url = f"https://{tls_listen}"
             started.append(proxy.start(log_dir / proxy.name, values))
@@ -147,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         if tls_url:
             print(f"  Over TLS:    {tls_url}/   (test CA: {ca}; browsers will warn)")
         print(f"  Stream:      {url}/v1/chat/stream?prompt=hello")
-        print(f"  App direct:  {app_url}/   (metrics: {app_url}/metrics, not routed by the proxy)")
+        print(f"  App direct:  {app_url}/   (metrics on their own listener: {metrics_url(app_url)})")
         print(f"  Logs:        {log_dir}")
         print("\nTry (from the repository root):" + commands(url, model))
         if args.once:

@@ -60,6 +60,9 @@ class Process:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    # Variables removed from the inherited environment (an empty value is not the same as unset:
+    # prometheus_client, for one, takes PROMETHEUS_MULTIPROC_DIR="" as "write into the cwd").
+    unset: Sequence[str] = ()
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
@@ -67,7 +70,7 @@ class Process:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             list(self.argv),
-            env={**os.environ, **self.env},
+            env={key: value for key, value in {**os.environ, **self.env}.items() if key not in self.unset},
             cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -130,15 +133,36 @@ def http_ready(url: str) -> Callable[[], bool]:
     return check
 
 
+# App base URL -> its metrics listener's /metrics URL, for every app started in this process.
+_METRICS_URLS: dict[str, str] = {}
+
+
+def register_metrics(app_url: str, metrics_port: int, host: str = "127.0.0.1") -> str:
+    """Remember where the app at `app_url` serves its metrics (METRICS_PORT); return that URL."""
+    _METRICS_URLS[app_url] = f"http://{host}:{metrics_port}/metrics"
+    return _METRICS_URLS[app_url]
+
+
+def metrics_url(app_url: str) -> str:
+    """The /metrics URL of the metrics listener of an app started here (start_app or register_metrics)."""
+    try:
+        return _METRICS_URLS[app_url]
+    except KeyError:
+        raise KeyError(f"no metrics listener known for {app_url}: start it with start_app") from None
+
+
 def start_app(
     log_dir: Path,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
     port: int | None = None,
     timeout: float = 20.0,
+    metrics_port: int | None = None,
 ) -> tuple[Process, str]:
-    """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL."""
+    """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL. Its
+    metrics listener gets a free port too (`metrics_url(url)` names it)."""
     port = port or free_port()
+    metrics_port = metrics_port or free_port()
     metrics_dir = log_dir / f"metrics-{port}"
     proc = Process(
         name="app",
@@ -153,12 +177,15 @@ def start_app(
             str(port),
             "--workers",
             str(workers),
+            "--metrics-port",
+            str(metrics_port),
         ],
         log_path=log_dir / f"app-{port}.log",
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
     ).start()
     url = f"http://127.0.0.1:{port}"
     wait_serving(proc, url + "/healthz", timeout)
+    wait_serving(proc, register_metrics(url, metrics_port), timeout)
     return proc, url
 
 
@@ -182,10 +209,19 @@ def start_fake_upstream(
     return proc, url
 
 
-def wait_serving(proc: Process, ready_url: str, timeout: float) -> None:
-    """Wait until `ready_url` answers; stop the process (by PID) if it exits or never answers."""
+def wait_serving(
+    proc: Process,
+    ready: str | Callable[[], object],
+    timeout: float,
+    interval: float = 0.05,
+    what: str = "",
+) -> None:
+    """The one wait-until-serving-or-stop helper: poll `ready` (a URL that must answer below 500, or
+    a predicate) until it holds; stop the process (by PID) if it exits first or never gets ready."""
+    check = http_ready(ready) if isinstance(ready, str) else ready
+    what = what or f"{proc.name} {ready if isinstance(ready, str) else 'ready'}"
     try:
-        wait_until(lambda: not proc.alive() or http_ready(ready_url)(), timeout, 0.05, f"{proc.name} {ready_url}")
+        wait_until(lambda: not proc.alive() or check(), timeout, interval, what)
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited at start:\n{proc.logs()}")
     except BaseException:

@@ -15,6 +15,9 @@ from tests import support_matrix
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
+# i21: fail the run when a test leaves a file in the checkout (tests/checkout.py).
+pytest_plugins = ["tests.checkout"]
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(

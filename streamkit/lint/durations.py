@@ -1,4 +1,5 @@
-"""Durations as every config format writes them, in seconds."""
+"""Durations as every config format writes them, in seconds: the kit's one duration parser
+(lint's readers and the static tests of Kubernetes manifests and compose files use it)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def seconds(value: object, unit: str = "s") -> float | None:
         return None
     total = sum(float(num) * _UNITS[u or unit] for num, u in _PART.findall(text))
     return -total if negative else total
+
+
+def required_seconds(value: object, unit: str = "s") -> float:
+    """Like `seconds`, but a value that is not a duration raises ValueError (naming it)."""
+    result = seconds(value, unit)
+    if result is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return result
 
 
 def show(value: float) -> str:

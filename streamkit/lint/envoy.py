@@ -1,6 +1,6 @@
 """Envoy bootstrap YAML (static_resources): HTTP connection managers, routes and clusters.
 
-Missing fields fall back to Envoy's defaults (proxies.md §3.1): route `timeout` 15 s TOTAL,
+Missing fields fall back to Envoy's defaults (docs/timeouts.md, Envoy rows): route `timeout` 15 s TOTAL,
 HCM `stream_idle_timeout` 5 min, upstream `common_http_protocol_options.idle_timeout` 1 h.
 """
 

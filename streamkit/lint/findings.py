@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from streamkit.lint.rules import APP_RULES, CONFIG, Rule, prefix_matches, regex_matches
@@ -24,9 +24,10 @@ class Budget:
     keepalive: float
     keepalive_source: str = "--keepalive"
     stream_paths: tuple[str, ...] = ()
+    drain: float = 0.0  # the app's drain window (DRAIN_SECONDS); 0: rule SK8 is not checked
 
     def with_keepalive(self, seconds: float, source: str) -> Budget:
-        return Budget(self.ping, self.max_stream, seconds, source, self.stream_paths)
+        return replace(self, keepalive=seconds, keepalive_source=source)
 
     def streams(self, pattern: str, kind: str = "prefix") -> bool:
         """Whether a route matching `pattern` (kind prefix, exact, regex or elementwise) may carry a
@@ -56,6 +57,9 @@ class Finding:
     docs: str
     route: str = ""  # the route it is about (`location /v1/`, `Ingress api path /`), "" for the whole file
     severity: str = ERROR
+    # A hazard that matters for the kit's own app only, under a streaming rule (e.g. an HTTPRoute
+    # whose idle guard is off: the kit relies on it; other apps end hung streams themselves).
+    app_only: bool = False
 
     @property
     def is_error(self) -> bool:
@@ -69,7 +73,7 @@ class Finding:
 
     @property
     def is_app_rule(self) -> bool:
-        return self.rule in APP_RULES
+        return self.rule in APP_RULES or self.app_only
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -99,9 +103,12 @@ class Report:
         docs: str,
         path: Path | str | None = None,
         route: str = "",
+        app_only: bool = False,
     ) -> None:
         self.findings.append(
-            Finding(str(path or self.path), max(line, 1), rule, message, fix, docs, route or self.route)
+            Finding(
+                str(path or self.path), max(line, 1), rule, message, fix, docs, route or self.route, app_only=app_only
+            )
         )
 
     def error(self, message: str, fix: str = "", line: int = 1, path: Path | str | None = None) -> None:

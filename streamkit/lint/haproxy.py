@@ -1,7 +1,7 @@
 """HAProxy cfg: a small section/keyword reader (the format is line-based) and the checks.
 
 `defaults` sections feed the proxies (frontend/backend/listen) that follow them. Defaults
-(proxies.md §5.1): `timeout client/server` unset = infinite; `compression` without `type`
+(docs/timeouts.md, HAProxy rows): `timeout client/server` unset = infinite; `compression` without `type`
 compresses every content type, text/event-stream included; servers speak HTTP/1.1 unless
 `proto h2`; idle server connections are purged from `pool-purge-delay` (default 5 s).
 """

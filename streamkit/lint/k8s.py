@@ -2,7 +2,7 @@
 HTTPRoutes, Envoy Gateway policies, GKE BackendConfig/GCPBackendPolicy, and the app Deployment.
 
 All manifests of one lint run are read together: a Deployment's `KEEPALIVE` env is the app
-keep-alive the proxies' pools are compared with (proxies.md §6-7).
+keep-alive the proxies' pools are compared with (docs/timeouts.md and infra/k8s/README.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from streamkit.lint.rules import (
     BELOW_APP_KEEPALIVE,
     BUFFERING,
     COMPRESSION,
+    DRAIN,
     HTTP1,
     IDLE_TIMEOUT,
     KEEPALIVE,
@@ -46,6 +47,9 @@ INGRESS_NGINX_POOL = 60.0  # upstream-keepalive-timeout default
 ENVOY_GATEWAY_POOL = 3600.0  # BackendTrafficPolicy connectionIdleTimeout default
 ENVOY_ROUTE_TIMEOUT = 15.0  # Envoy's route timeout when HTTPRoute timeouts.request is unset
 GKE_BACKEND_TIMEOUT = 30.0
+DEFAULT_GRACE_PERIOD = 30.0  # Kubernetes' terminationGracePeriodSeconds
+GRACEFUL_MARGIN = 5.0  # gunicorn graceful_timeout = DRAIN_SECONDS + 5 (app/settings.py)
+DOCS_GRACE = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 
 
 def detect(path: Path, text: str) -> bool:
@@ -301,7 +305,74 @@ def _gke(doc: Doc, report: Report, budget: Budget) -> None:
         )
 
 
+def _pre_stop_seconds(container: LineDict) -> float:
+    pre_stop = dig(container, "lifecycle", "preStop") or {}
+    if "sleep" in pre_stop:
+        return seconds(dig(pre_stop, "sleep", "seconds")) or 0.0
+    command = list(dig(pre_stop, "exec", "command") or [])
+    if command[:1] == ["sleep"] and len(command) == 2:
+        return seconds(command[1]) or 0.0
+    return 0.0
+
+
+def _deployment(doc: Doc, report: Report, budget: Budget) -> None:
+    """SK8: the pod's grace period covers the preStop delay plus gunicorn's graceful_timeout
+    (DRAIN_SECONDS + 5), so open streams end with a terminal event before SIGKILL."""
+    pod = dig(doc.body, "spec", "template", "spec") or LineDict()
+    for container in mappings(pod.get("containers")):
+        if "image" not in container:
+            continue  # a kustomize patch, not a whole Deployment: judged in the rendered overlay
+        env = {e.get("name"): e.get("value") for e in mappings(container.get("env"))}
+        drain = seconds(env.get("DRAIN_SECONDS")) if "DRAIN_SECONDS" in env else budget.drain
+        if not drain:
+            continue
+        grace = seconds(pod.get("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD)) or 0.0
+        needed = _pre_stop_seconds(container) + drain + GRACEFUL_MARGIN
+        if grace <= needed:
+            report.add(
+                pod.line_of("terminationGracePeriodSeconds") if "terminationGracePeriodSeconds" in pod else pod.line,
+                DRAIN,
+                f"{doc.name}: terminationGracePeriodSeconds ({grace:g} s) does not exceed preStop "
+                f"({_pre_stop_seconds(container):g} s) + gunicorn graceful_timeout (DRAIN_SECONDS {drain:g} + "
+                f"{GRACEFUL_MARGIN:g} s): the kubelet kills the app while streams are still draining",
+                f"set terminationGracePeriodSeconds above {needed:g}",
+                DOCS_GRACE,
+            )
+
+
+def _stream_idle_guard(docs: list[Doc], reports: dict[Path, Report], budget: Budget) -> None:
+    """SK3: an HTTPRoute with `timeouts.request: 0s` also turns Envoy's route idle timeout off; a
+    BackendTrafficPolicy on that route must re-arm it (timeout.http.streamIdleTimeout)."""
+    guarded = {
+        str(dig(ref, "name"))
+        for doc in docs
+        if doc.kind == "BackendTrafficPolicy"
+        and "streamIdleTimeout" in (dig(doc.body, "spec", "timeout", "http") or {})
+        for ref in mappings(dig(doc.body, "spec", "targetRefs"))
+        if ref.get("kind") == "HTTPRoute"
+    }
+    for doc in docs:
+        if doc.kind != "HTTPRoute" or str(dig(doc.body, "metadata", "name")) in guarded:
+            continue
+        for rule in mappings(dig(doc.body, "spec", "rules")):
+            if seconds(dig(rule, "timeouts", "request")) == 0:
+                reports[doc.path].add(
+                    line_at(rule, "timeouts", "request"),
+                    IDLE_TIMEOUT,
+                    f"{doc.name}: timeouts.request 0s also turns off Envoy's stream idle guard, and no "
+                    "BackendTrafficPolicy on this route re-arms it: a stream whose upstream hangs never ends",
+                    "add a BackendTrafficPolicy for this route with `timeout.http.streamIdleTimeout` "
+                    f"(longer than two ping intervals, {2 * budget.ping:g} s)",
+                    f"{DOCS_EG}#httptimeout",
+                    # Only the kit depends on this guard: other apps (and the corpus's working
+                    # routes) end a hung upstream themselves, so elsewhere it is a note.
+                    app_only=True,
+                )
+
+
 CHECKS = {
+    "Deployment": _deployment,
+    "StatefulSet": _deployment,
     "Ingress": _ingress,
     "ConfigMap": _ingress_configmap,
     "HTTPRoute": _httproute,
@@ -321,6 +392,7 @@ def check_documents(docs: list[Doc], reports: dict[Path, Report], budget: Budget
             CHECKS[doc.kind](doc, reports[doc.path].on_route(doc.name), app_budget)
     for check_kind in checkers():
         check_kind(docs, reports, app_budget)
+    _stream_idle_guard(docs, reports, app_budget)
 
 
 def check(paths: list[Path], budget: Budget) -> list[Finding]:

@@ -2,7 +2,7 @@
 
 Every `location` with `proxy_pass` is treated as a route that may carry SSE (exact-match
 locations for other paths aside); directives inherit http -> server -> location, and an absent
-directive means nginx's default applies (proxies.md §1.1).
+directive means nginx's default applies (docs/timeouts.md, nginx rows).
 """
 
 from __future__ import annotations

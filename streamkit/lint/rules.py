@@ -1,8 +1,9 @@
 """The seven streaming rules `streamkit lint` checks, and the budget comparisons they share.
 
-The budget (DESIGN.md, "Timeout budget"): ping interval < every idle/read timeout; every
+The budget (docs/timeouts.md): two ping intervals < every idle/read timeout; every
 total-duration timeout >= the longest stream; every proxy's upstream keep-alive pool < the app's
-keep-alive. Per-proxy fixes and docs links live next to each format's checks.
+keep-alive; load-balancer draining >= the app's drain window. Per-proxy fixes and docs links live
+next to each format's checks.
 """
 
 from __future__ import annotations
@@ -23,34 +24,59 @@ class Rule:
 CONFIG = Rule("SK0", "config", "The config can be read and checked")
 BUFFERING = Rule("SK1", "buffering", "Response buffering is off on SSE routes (not only via the app's header)")
 COMPRESSION = Rule("SK2", "compression", "text/event-stream is never compressed")
-IDLE_TIMEOUT = Rule("SK3", "idle-timeout", "Every idle or read timeout is longer than the ping interval")
+IDLE_TIMEOUT = Rule("SK3", "idle-timeout", "Every idle or read timeout is longer than two ping intervals")
 TOTAL_TIMEOUT = Rule("SK4", "total-timeout", "Total-duration timeouts cover the longest stream")
 KEEPALIVE = Rule("SK5", "keepalive", "The proxy's upstream keep-alive pool is shorter than the app's keep-alive")
 HTTP1 = Rule("SK6", "http1", "The hop to uvicorn uses HTTP/1.1")
 METRICS = Rule("SK7", "metrics", "/metrics is not public")
+# i21: rules that were stated only in tests/static/test_terraform.py (now checked by lint alone).
+DRAIN = Rule("SK8", "drain", "Load balancers drain a target at least as long as the app's drain window")
+CACHE = Rule("SK9", "cache", "Streaming routes are never cached")
 
-RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS)
-# Two tiers. Streaming rules (SK1-SK4) hold for any app behind the proxy and decide the exit code.
-# App rules are about the kit's own app: its keep-alive (SK5), uvicorn's HTTP/1.1 only (SK6), its
-# /metrics route (SK7). They fail the run when the app is streamkit (`--app streamkit`, or a file
-# under the kit's own infra/), otherwise they are notes.
-STREAMING_RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT)
-APP_RULES = (KEEPALIVE, HTTP1, METRICS)
+RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS, DRAIN, CACHE)
+# Two tiers. Streaming rules (SK1-SK4, SK9) hold for any app behind the proxy and decide the exit
+# code. App rules are about the kit's own app: its keep-alive (SK5), uvicorn's HTTP/1.1 only (SK6),
+# its /metrics route (SK7), its drain window (SK8). They fail the run when the app is streamkit
+# (`--app streamkit`, or a file under the kit's own infra/), otherwise they are notes.
+STREAMING_RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, CACHE)
+APP_RULES = (KEEPALIVE, HTTP1, METRICS, DRAIN)
 BY_NAME = {rule.name: rule for rule in (CONFIG, *RULES)}
 
 SSE_MEDIA_TYPE = "text/event-stream"
-# The app's streaming endpoints (DESIGN.md, "Endpoints") and the one that must stay private.
+# The app's streaming endpoints (README.md, "Endpoints") and the one that must stay private.
 SSE_PATHS = ("/v1/chat/stream", "/v1/chat/completions", "/v1/responses")
 METRICS_PATH = "/metrics"
 # The tail of every SK5 fix: either side of the inequality can move.
 BELOW_APP_KEEPALIVE = ", below the app's keep-alive (or raise the app's KEEPALIVE above it)"
 
 
+# SK3's margin: an idle timer must outlive two ping intervals, not one. Pings are sent on a timer
+# beside the token producer, so one heartbeat may be late (a busy event loop, a slow hop, a GC
+# pause) or lost with a reset hop; a timer of exactly one interval (or a little more) then cuts a
+# healthy quiet stream. Two intervals let one heartbeat be missed; the Terraform modules' validation
+# blocks (infra/terraform/*/variables.tf) state the same `> 2 * ping_interval_seconds`.
+IDLE_PINGS = 2
+
+
 def idle_too_short(value: float | None, ping: float, what: str) -> str | None:
-    """An idle/read timer (None or 0 = disabled) must outlive the gap between two pings."""
-    if value is None or value <= 0 or value > ping:
+    """An idle/read timer (None or 0 = disabled) must outlive IDLE_PINGS gaps between pings."""
+    if value is None or value <= 0 or value > IDLE_PINGS * ping:
         return None
-    return f"{what} is {show(value)}, not longer than the ping interval ({show(ping)}): quiet streams are cut"
+    return (
+        f"{what} is {show(value)}, not longer than {IDLE_PINGS} ping intervals ({show(IDLE_PINGS * ping)}): "
+        "one late heartbeat cuts a quiet stream"
+    )
+
+
+def drain_too_short(value: float | None, drain: float, what: str) -> str | None:
+    """Deregistration/connection draining (None = off) must last the app's drain window (0 = unchecked)."""
+    if drain <= 0 or (value is not None and value >= drain):
+        return None
+    shown = "off" if value is None else show(value)
+    return (
+        f"{what} is {shown}, shorter than the app's drain window ({show(drain)}): streams are cut at a deploy "
+        "instead of ending with a terminal event"
+    )
 
 
 def total_too_short(value: float | None, max_stream: float, what: str) -> str | None:

@@ -1,46 +1,52 @@
 """Terraform (.tf, parsed with python-hcl2): AWS ALB, GCP backend services, Azure Application
-Gateway and Cloudflare zone settings (proxies.md §8-11).
+Gateway and Cloudflare zone settings and cache rules (README.md, "Cloud load balancers").
 
-The .tf files of one directory form a module: `var.x` resolves to the variable's default, and an
-output named like `*keepalive*` states the app keep-alive the module needs (it replaces
---keepalive for that module, and names where it came from).
+The one home of the Terraform rules: `streamkit lint` and tests/static/test_terraform.py both call
+this module (the static test keeps only what lint cannot express: validation blocks, README tables).
+The .tf files of one directory form a module: `var.x` resolves to the variable's default, `local.x`
+to its value, expressions through streamkit/lint/hcl.py; an output named like `*keepalive*` states
+the app keep-alive the module needs (it replaces --keepalive for that module, and names where it
+came from). Provider defaults, used when an argument is absent, are named below with their source.
 """
 
 from __future__ import annotations
 
-import ast
-import operator
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
+from streamkit.lint.hcl import Scope, Unsupported, resolve
 from streamkit.lint.rules import (
     BUFFERING,
+    CACHE,
+    DRAIN,
     HTTP1,
     IDLE_TIMEOUT,
     KEEPALIVE,
+    SSE_PATHS,
     TOTAL_TIMEOUT,
+    drain_too_short,
     idle_too_short,
     pool_too_long,
     total_too_short,
 )
 
 NAME = "terraform"
-ALB_IDLE_DEFAULT = 60.0
-GCP_TIMEOUT_DEFAULT = 30.0
-GCP_KEEPALIVE = 600.0  # fixed GFE -> backend keep-alive
-AZURE_REQUEST_TIMEOUT_DEFAULT = 30.0
+# Provider defaults when an argument is absent (each from the provider's docs).
+ALB_IDLE_DEFAULT = 60.0  # aws_lb.idle_timeout
+ALB_DEREGISTRATION_DELAY_DEFAULT = 300.0  # aws_lb_target_group.deregistration_delay
+GCP_TIMEOUT_DEFAULT = 30.0  # google_compute_backend_service.timeout_sec (TOTAL response time)
+GCP_DRAINING_DEFAULT = 300.0  # google_compute_backend_service.connection_draining_timeout_sec
+GCP_KEEPALIVE = 600.0  # fixed GFE -> backend keep-alive, not configurable
+AZURE_REQUEST_TIMEOUT_DEFAULT = 30.0  # azurerm backend_http_settings.request_timeout
+CLOUDFLARE_READ_TIMEOUT_DEFAULT = 100.0  # zone setting proxy_read_timeout (between two reads)
 _EXPR = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
-_OPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
+# python-hcl2 8.x keeps the quotes of strings and wraps blocks unless told otherwise.
+_HCL2_OPTIONS = {"strip_string_quotes": True, "explicit_blocks": False, "with_comments": False}
 
 
 def detect(path: Path, text: str) -> bool:
@@ -54,7 +60,19 @@ class Module:
         self.locals = {
             k: v for parsed in files.values() for block in parsed.get("locals", []) for k, v in block.items()
         }
-        self._evaluating: set[str] = set()
+        self.scope = self.scope_with({})
+
+    def scope_with(self, inputs: dict[str, Any]) -> Scope:
+        """var.* from defaults (+ `inputs`) and local.* resolved in file order (unresolvable: kept raw)."""
+        values = {name: value for name, value in self.variables.items() if value is not None}
+        values.update(inputs)
+        scope: dict[str, dict[str, Any]] = {"var": values, "local": {}}
+        for name, raw in self.locals.items():
+            try:
+                scope["local"][name] = resolve(raw, scope)
+            except Unsupported:
+                scope["local"][name] = raw
+        return scope
 
     def blocks(self, kind: str) -> Iterator[tuple[Path, str, dict[str, Any]]]:
         for path, parsed in self.files.items():
@@ -68,43 +86,21 @@ class Module:
                 for name, body in named.items():
                     yield path, f"{rtype}.{name}", body
 
-    def number(self, value: Any) -> float | None:
-        """A literal, `var.x` (its default) or simple arithmetic over them; None if unknown."""
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
-            return float(value)
-        if not isinstance(value, str):
-            return None
-        match = _EXPR.match(value.strip())
+    def value(self, value: Any) -> Any:
+        """A literal or an expression (streamkit/lint/hcl.py's subset); None if it cannot be known."""
         try:
-            return self._eval(ast.parse(match.group(1) if match else value, mode="eval").body)
-        except (SyntaxError, ValueError, TypeError, ZeroDivisionError):
+            return resolve(value, self.scope)
+        except Unsupported:
             return None
 
-    def _eval(self, node: ast.AST) -> float | None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "var":
-            return self.number(self.variables.get(node.attr))
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "local":
-            if node.attr in self._evaluating:  # a cycle: Terraform rejects it too
-                return None
-            self._evaluating.add(node.attr)
-            try:
-                return self.number(self.locals.get(node.attr))
-            finally:
-                self._evaluating.discard(node.attr)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = self._eval(node.left), self._eval(node.right)
-            return None if left is None or right is None else float(_OPS[type(node.op)](left, right))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("max", "min"):
-            values = [self._eval(arg) for arg in node.args]
-            known = [v for v in values if v is not None]
-            if not known or len(known) != len(values):
-                return None
-            return max(known) if node.func.id == "max" else min(known)
-        return None
+    def number(self, value: Any) -> float | None:
+        """A number literal, `var.x` (its default), `local.x` or arithmetic over them; None if unknown."""
+        if isinstance(value, str) and not value.startswith("${"):
+            value = "${" + value + "}"  # an expression written without interpolation (old syntax)
+        result = self.value(value)
+        if isinstance(result, bool) or not isinstance(result, int | float):
+            return None
+        return float(result)
 
     def text(self, value: Any) -> str | None:
         if isinstance(value, str) and _EXPR.match(value.strip()):
@@ -161,6 +157,16 @@ def _aws(module: Module, report: Report, budget: Budget) -> None:
             )
     docs = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#target-group-protocol-version"
     for path, name, body in module.resources("aws_lb_target_group", "aws_alb_target_group"):
+        delay = module.number(body.get("deregistration_delay", ALB_DEREGISTRATION_DELAY_DEFAULT))
+        if problem := drain_too_short(delay, budget.drain, f"{name} deregistration_delay"):
+            report.add(
+                module.line(path, name, "deregistration_delay"),
+                DRAIN,
+                problem,
+                "set deregistration_delay to at least DRAIN_SECONDS (the AWS default, 300, is enough)",
+                "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay",
+                path,
+            )
         version = (module.text(body.get("protocol_version")) or "HTTP1").upper()
         if version != "HTTP1" and str(body.get("protocol", "HTTP")).upper() in ("HTTP", "HTTPS"):
             report.add(
@@ -195,6 +201,16 @@ def _gcp(module: Module, report: Report, budget: Budget) -> None:
                 f"{name} protocol {protocol}; uvicorn speaks HTTP/1.1 only",
                 'set protocol = "HTTP"',
                 f"{docs}#protocol",
+                path,
+            )
+        draining = module.number(body.get("connection_draining_timeout_sec", GCP_DRAINING_DEFAULT))
+        if problem := drain_too_short(draining or None, budget.drain, f"{name} connection_draining_timeout_sec"):
+            report.add(
+                module.line(path, name, "connection_draining_timeout_sec"),
+                DRAIN,
+                problem,
+                "set connection_draining_timeout_sec to at least DRAIN_SECONDS",
+                "https://cloud.google.com/load-balancing/docs/enabling-connection-draining",
                 path,
             )
         if problem := pool_too_long(
@@ -240,6 +256,27 @@ def _azure(module: Module, report: Report, budget: Budget) -> None:
                     f"{docs}#request_timeout",
                     path,
                 )
+            if problem := pool_too_long(value, budget.keepalive, budget.keepalive_source, what):
+                report.add(
+                    module.line(path, name, "request_timeout"),
+                    KEEPALIVE,
+                    problem,
+                    "run the app with KEEPALIVE above request_timeout",
+                    f"{docs}#request_timeout",
+                    path,
+                )
+            draining = _blocks(settings, "connection_draining")
+            enabled = bool(draining) and module.value(draining[0].get("enabled")) is True
+            drain = module.number(draining[0].get("drain_timeout_sec")) if enabled else None
+            if problem := drain_too_short(drain, budget.drain, f"{name} backend_http_settings connection_draining"):
+                report.add(
+                    module.line(path, name, "connection_draining" if draining else "backend_http_settings"),
+                    DRAIN,
+                    problem,
+                    "add `connection_draining { enabled = true  drain_timeout_sec = <DRAIN_SECONDS or more> }`",
+                    "https://learn.microsoft.com/azure/application-gateway/configuration-http-settings#connection-draining",
+                    path,
+                )
 
 
 def _cloudflare(module: Module, report: Report, budget: Budget) -> None:
@@ -255,37 +292,85 @@ def _cloudflare(module: Module, report: Report, budget: Budget) -> None:
             report.add(
                 module.line(path, name), IDLE_TIMEOUT, problem, "keep it at the 100 s default or higher", docs, path
             )
+    rules = [
+        (path, name, rule)
+        for path, name, body in module.resources("cloudflare_ruleset")
+        if module.text(body.get("phase")) == "http_request_cache_settings"
+        for rule in (module.value(body.get("rules")) or [])
+        if isinstance(rule, dict)
+    ]
+    if not rules:
+        return
+    for sse_path in SSE_PATHS:
+        decided = _cloudflare_cache_rule(rules, sse_path)
+        if decided is not None and decided[2].get("action_parameters", {}).get("cache") is not False:
+            path, name, _ = decided
+            report.add(
+                module.line(path, name),
+                CACHE,
+                f"{name}: the last cache rule matching {sse_path} caches it; a cached stream is replayed, not relayed",
+                f"end the ruleset with a rule that sets `cache = false` for {', '.join(SSE_PATHS)}",
+                "https://developers.cloudflare.com/cache/how-to/cache-rules/settings/#eligible-for-cache",
+                path,
+            )
+
+
+def _cloudflare_cache_rule(
+    rules: list[tuple[Path, str, dict[str, Any]]], sse_path: str
+) -> tuple[Path, str, dict[str, Any]] | None:
+    """The cache rule that decides for `sse_path`: the last enabled `set_cache_settings` rule whose
+    expression is `true` or names the path (None: no rule decides, Cloudflare's default applies)."""
+    decided = None
+    for path, name, rule in rules:
+        expression = str(rule.get("expression", "")).strip()
+        matches = expression == "true" or f'"{sse_path}"' in expression
+        if rule.get("action") == "set_cache_settings" and matches and rule.get("enabled", True) is not False:
+            decided = (path, name, rule)
+    return decided
+
+
+def read(paths: list[Path]) -> tuple[dict[Path, list[Path]], dict[Path, dict[str, Any]], dict[Path, list[str]], Report]:
+    """The one HCL reader: parse `paths` with python-hcl2, grouped by directory (one module each).
+    Returns (files by directory, parsed files, their lines, errors). Raises ImportError without python-hcl2."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(**_HCL2_OPTIONS)
+    by_dir: dict[Path, list[Path]] = defaultdict(list)
+    for path in paths:
+        by_dir[path.parent].append(path)
+    errors = Report(paths[0])
+    parsed: dict[Path, dict[str, Any]] = {}
+    texts: dict[Path, list[str]] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+            parsed[path] = hcl2.loads(text, serialization_options=options)
+            texts[path] = text.splitlines()
+        except Exception as exc:  # python-hcl2 raises lark errors of several kinds
+            errors.error(f"Terraform does not parse: {str(exc).splitlines()[0]}", path=path)
+    return dict(sorted(by_dir.items())), parsed, texts, errors
+
+
+def module(files: list[Path], parsed: dict[Path, dict[str, Any]], texts: dict[Path, list[str]]) -> Module:
+    return Module({p: parsed[p] for p in files if p in parsed}, {p: texts[p] for p in files if p in texts})
 
 
 def check(paths: list[Path], budget: Budget) -> list[Finding]:
     try:
-        import hcl2
+        by_dir, parsed, texts, errors = read(paths)
     except ImportError:
         report = Report(paths[0])
         report.error(
             "python-hcl2 is not installed, so Terraform files were not checked",
-            "pip install python-hcl2 (the kit pins it)",
+            "pip install 'streamkit[check]' (the kit pins python-hcl2 there)",
         )
         return report.findings
-    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
-    by_dir: dict[Path, list[Path]] = defaultdict(list)
-    for path in paths:
-        by_dir[path.parent].append(path)
-    findings: list[Finding] = []
-    for directory, files in sorted(by_dir.items()):
+    findings: list[Finding] = list(errors.findings)
+    for directory, files in by_dir.items():
         report = Report(directory)
-        parsed: dict[Path, dict[str, Any]] = {}
-        texts: dict[Path, list[str]] = {}
-        for path in files:
-            try:
-                text = path.read_text(encoding="utf-8")
-                parsed[path] = hcl2.loads(text, serialization_options=options)
-                texts[path] = text.splitlines()
-            except Exception as exc:  # python-hcl2 raises lark errors of several kinds
-                report.error(f"Terraform does not parse: {str(exc).splitlines()[0]}", path=path)
-        module = Module(parsed, texts)
-        module_budget = module.keepalive(budget)
+        found = module(files, parsed, texts)
+        module_budget = found.keepalive(budget)
         for check_cloud in (_aws, _gcp, _azure, _cloudflare):
-            check_cloud(module, report, module_budget)
+            check_cloud(found, report, module_budget)
         findings.extend(report.findings)
     return findings

@@ -1,7 +1,7 @@
 """Traefik v3 YAML, static (entryPoints) and dynamic (http routers/middlewares/services) files.
 
 All Traefik files of one lint run are read together: a dynamic service's default transport can be
-set in the static file. Defaults (proxies.md §4.1): `idleConnTimeout` 90 s; `compress` does
+set in the static file. Defaults (docs/timeouts.md, Traefik rows): `idleConnTimeout` 90 s; `compress` does
 not exclude text/event-stream; entryPoint `writeTimeout` 0 (when set it cuts every longer stream).
 """
 

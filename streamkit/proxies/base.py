@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamkit.local import Process, wait_until
+from streamkit.local import Process, wait_serving
 from streamkit.proxies.substitute import SubstitutionError, Value, marked_keys, substitute_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +82,8 @@ class ProxyDef:
     # prefix, pid and temp paths); returns the file the command should run.
     prepare: Callable[[Launch], Path] | None = None
     notes: dict[str, str] = field(default_factory=dict)  # capability -> why it is missing
+    # Ready beyond open ports (Traefik: routes loaded), given the substituted values; None: ports only.
+    ready: Callable[[Mapping[str, Value]], bool] | None = None
 
     def __post_init__(self) -> None:
         unknown = self.capabilities - CAPABILITIES
@@ -165,18 +167,12 @@ class ProxyDef:
             cwd=workdir,
         ).start()
         ports = [_port(values[key]) for key in ("listen", "tls_listen") if key in values]
-        try:
-            wait_until(
-                lambda: not proc.alive() or all(_accepts(port) for port in ports),
-                READY_TIMEOUT,
-                0.05,
-                f"{name} listening on {ports}",
-            )
-            if not proc.alive():
-                raise RuntimeError(f"{name} exited at start:\n{proc.logs()}")
-        except BaseException:
-            proc.stop()
-            raise
+        ready = self.ready
+
+        def serving() -> bool:
+            return all(_accepts(port) for port in ports) and (ready is None or ready(values))
+
+        wait_serving(proc, serving, READY_TIMEOUT, what=f"{name} listening on {ports} and ready")
         return proc
 
 

@@ -2,20 +2,18 @@
 
 The static file names the dynamic one by path (`# streamkit: dynamic_file`); `prepare` points it at
 the substituted copy in the work directory, through the same substitution as every other value.
-Traefik opens its ports before its file provider has loaded the routes, so `start` also waits until
-a request is routed (anything but Traefik's own "404 page not found").
+Traefik opens its ports before its file provider has loaded the routes, so it is `ready` once a
+request is routed (anything but Traefik's own "404 page not found").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from streamkit.local import Process, wait_until
-from streamkit.proxies.base import CAPABILITIES, READY_TIMEOUT, Launch, ProxyDef
+from streamkit.proxies.base import CAPABILITIES, Launch, ProxyDef
 from streamkit.proxies.substitute import Value, substitute_file
 
 UNROUTED = "404 page not found"
@@ -30,34 +28,15 @@ def command(launch: Launch) -> list[str]:
     return [launch.binary, f"--configFile={launch.config}"]
 
 
-def _routed(url: str) -> bool:
+def routed(values: Mapping[str, Value]) -> bool:
     try:
-        response = httpx.get(url, timeout=1.0)
+        response = httpx.get(f"http://{values['listen']}/healthz", timeout=1.0)
     except httpx.HTTPError:
         return False
     return not (response.status_code == 404 and response.text.strip() == UNROUTED)
 
 
-@dataclass(frozen=True)
-class TraefikDef(ProxyDef):
-    def start(
-        self,
-        workdir: Path,
-        values: Mapping[str, Value],
-        config_override: Path | Mapping[str, Path] | None = None,
-        label: str = "",
-    ) -> Process:
-        proc = super().start(workdir, values, config_override, label)
-        url = f"http://{values['listen']}/healthz"
-        try:
-            wait_until(lambda: not proc.alive() or _routed(url), READY_TIMEOUT, 0.05, f"traefik routes on {url}")
-        except BaseException:
-            proc.stop()
-            raise
-        return proc
-
-
-PROXY = TraefikDef(
+PROXY = ProxyDef(
     name="traefik",
     binary="traefik",
     configs=("traefik.yml", "dynamic.yml"),
@@ -65,4 +44,5 @@ PROXY = TraefikDef(
     command=command,
     version_args=("version",),
     prepare=point_at_dynamic,
+    ready=routed,
 )

@@ -11,8 +11,8 @@ import uuid
 
 import httpx
 
+from streamkit.stalled_client import StalledClient
 from tests.app.conftest import SEND_TIMEOUT, RunningApp
-from tests.stalled_client import StalledClient
 
 # Client hang-up to upstream generator closed (loopback; the goal in bench/ is 50 ms).
 MAX_CLOSE_DELAY = 0.100

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from app.settings import Settings
-from streamkit.local import wait_until
+from streamkit.local import metrics_url, wait_until
 from streamkit.probe.observe import Observation, observe
 from tests.app.conftest import start
 from tests.conftest import Processes
@@ -64,7 +64,7 @@ def _readyz_status(url: str) -> int | None:
 
 
 def _open_streams(url: str) -> int:
-    body = httpx.get(f"{url}/metrics", timeout=2).text
+    body = httpx.get(metrics_url(url), timeout=2).text
     return int(
         sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith("streamkit_active_streams{"))
     )

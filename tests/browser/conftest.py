@@ -1,5 +1,5 @@
 """Headless Chromium (Debian's package) driven by Playwright, against the demo page through the real
-nginx and Caddy configs. Flags: see ../shared research (feasibility.md): without the background-
+nginx and Caddy configs. Flags: without the background-
 networking flags Chromium keeps dialling out of this closed machine."""
 
 from __future__ import annotations

@@ -31,8 +31,11 @@ def need(proxy: ProxyDef, capability: str) -> None:
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    """A throw-away CA and a certificate for 127.0.0.1 / localhost (trustme), as `streamkit demo` makes."""
-    cert, key, ca = write_certificates(tmp_path_factory.mktemp("tls"))
+    """A throw-away CA and a certificate for 127.0.0.1 / localhost, as `streamkit demo` makes (openssl)."""
+    made = write_certificates(tmp_path_factory.mktemp("tls"))
+    if made is None:
+        pytest.fail("openssl is not installed: the TLS checks need it (Debian: apt-get install openssl)")
+    cert, key, ca = made
     return Tls(cert=cert, key=key, ca=ca)
 
 

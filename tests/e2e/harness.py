@@ -321,14 +321,21 @@ PROMETHEUS_TEXT = re.compile(r"^# TYPE ", re.MULTILINE)
 
 
 def check_hides_metrics(target: Endpoint) -> Check:
-    exposed = []
+    """No spelling of /metrics is forwarded to the app. The app serves its metrics on a listener of
+    its own (METRICS_PORT) and answers 404 for /metrics on the public port, so the exposition can no
+    longer leak through a proxy; the templates' guard stays as defence in depth, and this check
+    tells a forwarded request by the app's echo of our own X-Request-ID (a proxy's own answer never
+    carries it)."""
+    reached = []
     with httpx.Client(timeout=10, follow_redirects=True) as client:
         for path in METRICS_PATHS:
-            response = client.get(target.url + path)
-            if response.status_code == 200 and PROMETHEUS_TEXT.search(response.text):
-                exposed.append(path)
-    if exposed:
-        return Check("hides_metrics", False, f"Prometheus metrics served at {', '.join(exposed)}")
+            marker = request_id("hides-metrics")
+            response = client.get(target.url + path, headers={"X-Request-ID": marker})
+            served = response.status_code == 200 and PROMETHEUS_TEXT.search(response.text)
+            if served or response.headers.get("x-request-id") == marker:
+                reached.append(path)
+    if reached:
+        return Check("hides_metrics", False, f"forwarded to the app: {', '.join(reached)}")
     return Check("hides_metrics", True, f"none of {len(METRICS_PATHS)} spellings of /metrics reached the app")
 
 

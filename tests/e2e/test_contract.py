@@ -1,4 +1,4 @@
-"""The streaming contract (DESIGN.md), through every proxy's real binary running its SHIPPED config.
+"""The streaming contract (README.md), through every proxy's real binary running its SHIPPED config.
 
 Only ports, addresses, certificate paths and the read timeout are substituted, through the values
 the config marks with `# streamkit: KEY` (streamkit/proxies/substitute.py). The app runs under

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamkit.local import wait_until
+from streamkit.local import metrics_url, wait_until
 from tests.app.conftest import RunningApp, start
 from tests.conftest import Processes
 
@@ -63,7 +63,8 @@ class Exposition:
 
 
 def scrape(url: str) -> Exposition:
-    response = httpx.get(f"{url}/metrics", timeout=10)
+    """One scrape of the metrics listener of the app at `url` (METRICS_PORT, not the public port)."""
+    response = httpx.get(metrics_url(url), timeout=10)
     response.raise_for_status()
     return Exposition.parse(response.text)
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from streamkit.local import Process, free_port, http_ready, wait_until
+from streamkit.local import Process, free_port, register_metrics, wait_serving, wait_until
 from streamkit.probe.observe import Observation, observe
+from streamkit.stalled_client import StalledClient
 from tests.app.conftest import RunningApp, start
 from tests.conftest import Processes
 from tests.metrics.conftest import (
@@ -41,7 +42,6 @@ from tests.metrics.conftest import (
     workers_of,
 )
 from tests.metrics.promql import recorded_names, referenced_names, unknown_names
-from tests.stalled_client import StalledClient
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTE = "chat_stream"
@@ -168,28 +168,34 @@ def test_counters_and_histogram_counts_equal_the_mix(mix: Mix) -> None:
     assert mix.delta.value("streamkit_tokens_streamed_total", route=FLOOD_ROUTE) > 0
 
 
-def _plain_gunicorn(processes: Processes, name: str, config: str, env: dict[str, str]) -> RunningApp:
+def _plain_gunicorn(
+    processes: Processes, name: str, config: str, env: dict[str, str], unset: tuple[str, ...] = ()
+) -> RunningApp:
     """The app under gunicorn started directly (not through `streamkit serve`), two workers."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     proc = processes.add(
         Process(
             name=name,
             argv=[sys.executable, "-m", "gunicorn", "--config", f"python:{config}", "app.main:create_app()"],
             log_path=processes.directory / f"{name}.log",
-            env={"HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2", **env},
+            env={"HOST": "127.0.0.1", "PORT": str(port), "METRICS_PORT": str(metrics_port), "WORKERS": "2", **env},
             cwd=REPO,
+            unset=unset,
         ).start()
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: not proc.alive() or http_ready(url + "/healthz")(), 20, 0.05, f"{name} /healthz")
-    assert proc.alive(), proc.logs()
+    wait_serving(proc, url + "/healthz", 20)
+    wait_serving(proc, register_metrics(url, metrics_port), 20)
     return RunningApp(proc, url, processes.directory)
 
 
 def test_negative_control_without_multiprocess_a_scrape_sees_one_worker(processes: Processes) -> None:
     """The same checks against the app under plain gunicorn, without PROMETHEUS_MULTIPROC_DIR:
     each worker keeps its own registry and a scrape reaches only one of them, so they must fail."""
-    app = _plain_gunicorn(processes, "app-without-multiprocess", "app.gunicorn_conf", {"PROMETHEUS_MULTIPROC_DIR": ""})
+    # Unset, not empty: prometheus_client takes an empty value as multiprocess mode writing into the cwd.
+    app = _plain_gunicorn(
+        processes, "app-without-multiprocess", "app.gunicorn_conf", {}, unset=("PROMETHEUS_MULTIPROC_DIR",)
+    )
     held, per_worker = hold_on_every_worker(app, WAITING, 1, HANG_UPS_LIMIT)
     try:
         assert min(per_worker.values()) >= 1, per_worker

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from streamkit.local import Process, free_port, wait_until
+from streamkit.local import Process, free_port, metrics_url, wait_until
 from streamkit.probe.observe import observe
 from tests.app.conftest import RunningApp
 from tests.conftest import Processes, require_binary
@@ -81,7 +81,8 @@ def _value(api: str, expr: str) -> float:
 
 
 def test_prometheus_records_time_to_first_token(metrics_app: RunningApp, processes: Processes, tmp_path: Path) -> None:
-    target = metrics_app.url.removeprefix("http://")
+    # The metrics listener (METRICS_PORT), not the public port.
+    target = metrics_url(metrics_app.url).removeprefix("http://").removesuffix("/metrics")
     api = _start(processes, _config(target, tmp_path / "kit"))
     # Negative control: the same configuration without the kit's rule files.
     bare = _start(processes, _config(target, tmp_path / "without-rules", with_rules=False))

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from streamkit.local import wait_until
+from streamkit.local import metrics_url, wait_until
 from tests.relay.conftest import MODEL, SEND_TIMEOUT, FakeUpstream, NaiveRelay, Relay, rid
 
 TRIALS = 30
@@ -217,14 +217,14 @@ def test_send_timeout_closes_the_upstream(relay: Relay) -> None:
     finally:
         for client in clients:
             client.close()
-    metrics = httpx.get(relay.url + "/metrics", timeout=5).text
+    metrics = httpx.get(metrics_url(relay.url), timeout=5).text
     cancelled = [line for line in metrics.splitlines() if line.startswith("streamkit_streams_cancelled_total{")]
     assert any('reason="send_timeout"' in line and 'route="chat_completions"' in line for line in cancelled), cancelled
 
 
 def test_cancelled_stream_counts_delivered_tokens(relay: Relay) -> None:
     def delivered() -> float:
-        for line in httpx.get(relay.url + "/metrics", timeout=5).text.splitlines():
+        for line in httpx.get(metrics_url(relay.url), timeout=5).text.splitlines():
             if line.startswith('streamkit_tokens_streamed_total{route="chat_stream"}'):
                 return float(line.split()[-1])
         return 0.0

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from streamkit.local import metrics_url
 from tests.relay.conftest import API_KEY, MODEL, DeadRelay, Relay
 
 # Every fault knob of fake-upstream, as prompt directives.
@@ -90,6 +91,6 @@ def test_no_log_line_or_metric_carries_the_key(relay: Relay, dead_relay: DeadRel
         assert log, proc.name
         assert not leaks(log), f"{proc.name} log {proc.log_path}"
     for url in (relay.url, dead_relay.url):
-        metrics = httpx.get(url + "/metrics", timeout=5).text
+        metrics = httpx.get(metrics_url(url), timeout=5).text
         assert "streamkit_upstream_errors_total" in metrics
         assert not leaks(metrics)

@@ -27,6 +27,7 @@ import pytest
 
 from app.settings import Settings, get_settings
 from streamkit.cli import build_parser
+from streamkit.lint.durations import required_seconds
 from streamkit.proxies import PROXIES
 from tests.conftest import require_binary
 
@@ -157,12 +158,6 @@ def published(config: Config) -> set[str]:
     return {str(p["published"]) for s in config["services"].values() for p in s.get("ports", [])}
 
 
-def seconds(value: str) -> float:
-    """A compose duration ("40s", "1m30s")."""
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
-    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value))
-
-
 def compose_problems(path: Path) -> list[str]:
     config = compose_config(path)
     services: dict[str, Any] = config["services"]
@@ -187,7 +182,7 @@ def compose_problems(path: Path) -> list[str]:
         problems.append(f"published ports {sorted(published(config))} do not follow STREAMKIT_PORT/STREAMKIT_TLS_PORT")
     app = services.get("app", {})
     graceful = get_settings().graceful_timeout
-    if seconds(app.get("stop_grace_period", "10s")) <= graceful:
+    if required_seconds(app.get("stop_grace_period", "10s")) <= graceful:
         problems.append(f"app: stop_grace_period must exceed gunicorn graceful_timeout ({graceful} s)")
     return problems
 

@@ -6,8 +6,9 @@
   JSON schemas of the @kubernetes-models npm packages (offline, installed by `make deps`);
 - documented fields: those packages accept unknown fields, so every field path used in a custom
   resource must be in a list written from the projects' API references (links below);
-- timeout budget: the rendered manifests agree with app/settings.py and app/gunicorn_conf.py
-  (ping < every idle timeout, drain < graceful_timeout < grace period - preStop, total-duration
+- timeout budget: `streamkit lint`'s Kubernetes rules (streamkit/lint/k8s.py, the one place they
+  are stated) find nothing in the rendered manifests, judged against the app the Deployment runs
+  (two pings < every idle timeout, preStop + graceful_timeout < grace period, total-duration
   timeouts cover the longest stream, gateway pool idle < app keep-alive);
 - references (overlays): routes, policies, selectors and ports point at objects that exist.
 
@@ -34,6 +35,9 @@ import yaml
 import app.gunicorn_conf
 from app.routes import router
 from app.settings import Settings, get_settings
+from streamkit.lint import k8s as lint_k8s
+from streamkit.lint.findings import Budget, Report
+from streamkit.lint.yamlsource import LineDict, load_documents
 from tests.conftest import ON_CI, require_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,20 +110,6 @@ def is_custom(doc: Doc) -> bool:
     """Custom resources: API groups with a dot that are not Kubernetes' own (*.k8s.io built-ins)."""
     group = doc["apiVersion"].rpartition("/")[0]
     return "." in group and group not in {"networking.k8s.io", "policy", "apps", "batch"}
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def seconds(value: str | int) -> float:
-    """A Gateway API / Envoy Gateway duration ("1h30m", "0s", "500ms") or nginx seconds ("3600")."""
-    if isinstance(value, int) or str(value).isdigit():
-        return float(value)
-    parts = _DURATION.findall(str(value))
-    if not parts or "".join(n + u for n, u in parts) != str(value):
-        raise ValueError(f"not a duration: {value!r}")
-    return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
 def app_settings(deployment: Doc) -> Settings:
@@ -340,98 +330,29 @@ def field_problems(docs: list[Doc]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# check 4: the timeout budget across manifests, gunicorn config and app settings
+# check 4: the timeout budget across manifests, gunicorn config and app settings: `streamkit lint`
+# (streamkit/lint/k8s.py) is its one implementation; this test feeds it the rendered objects and
+# the budget of the app the Deployment runs (app/settings.py defaults plus the container's env).
 # ---------------------------------------------------------------------------------------------
-
-# ingress-nginx defaults when an annotation is absent (configmap.md).
-INGRESS_NGINX_DEFAULT_TIMEOUT = 60
-# Kubernetes' default terminationGracePeriodSeconds.
-DEFAULT_GRACE_PERIOD = 30
-
-
-def pre_stop_seconds(container: Doc) -> float:
-    pre_stop = container.get("lifecycle", {}).get("preStop", {})
-    if "sleep" in pre_stop:
-        return float(pre_stop["sleep"]["seconds"])
-    command = pre_stop.get("exec", {}).get("command", [])
-    if command[:1] == ["sleep"] and len(command) == 2:
-        return float(command[1])
-    return 0.0
 
 
 def budget_problems(docs: list[Doc]) -> list[str]:
-    problems = []
     settings = the_app(docs)
-    ping = settings.ping_interval
-
-    def idle_timeout(where: str, value: float) -> None:
-        if not value > ping:
-            problems.append(f"{where} = {value:g} s must exceed the ping interval ({ping:g} s)")
-
-    for deployment in objects(docs, "Deployment"):
-        s = app_settings(deployment)
-        pod = deployment["spec"]["template"]["spec"]
-        grace = pod.get("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD)
-        pre_stop = pre_stop_seconds(pod["containers"][0])
-        if not s.drain_seconds < s.graceful_timeout:
-            problems.append(
-                f"drain ({s.drain_seconds:g} s) must be < gunicorn graceful_timeout ({s.graceful_timeout} s)"
-            )
-        if not pre_stop + s.graceful_timeout < grace:
-            problems.append(
-                f"terminationGracePeriodSeconds ({grace} s) must exceed preStop ({pre_stop:g} s) + gunicorn "
-                f"graceful_timeout ({s.graceful_timeout} s = DRAIN_SECONDS {s.drain_seconds:g} + 5)"
-            )
-
-    routes = list(objects(docs, "HTTPRoute"))
-    btps = list(objects(docs, "BackendTrafficPolicy"))
-    for route in routes:
-        name = route["metadata"]["name"]
-        for index, rule in enumerate(route["spec"]["rules"]):
-            timeouts = rule.get("timeouts", {})
-            if "request" not in timeouts:
-                problems.append(
-                    f"HTTPRoute {name} rule {index}: timeouts.request is unset, so the implementation's "
-                    "default applies (Envoy Gateway: a 15 s total deadline that cuts streams); set it to 0s"
-                )
-            for key in ("request", "backendRequest"):
-                if key in timeouts and 0 < seconds(timeouts[key]) < settings.max_stream_seconds:
-                    problems.append(
-                        f"HTTPRoute {name} rule {index}: timeouts.{key} {timeouts[key]} is shorter than the "
-                        f"longest stream (MAX_STREAM_SECONDS {settings.max_stream_seconds:g} s)"
-                    )
-            if "request" in timeouts and seconds(timeouts["request"]) == 0:
-                rearmed = any(
-                    "streamIdleTimeout" in btp["spec"].get("timeout", {}).get("http", {})
-                    and any(ref["kind"] == "HTTPRoute" and ref["name"] == name for ref in btp["spec"]["targetRefs"])
-                    for btp in btps
-                )
-                if not rearmed:
-                    problems.append(
-                        f"HTTPRoute {name}: timeouts.request 0s also turns off Envoy's stream idle guard; no "
-                        "BackendTrafficPolicy on this route re-arms it (timeout.http.streamIdleTimeout)"
-                    )
-
-    for policy in (*btps, *objects(docs, "ClientTrafficPolicy")):
-        where = f"{policy['kind']} {policy['metadata']['name']}"
-        http = policy["spec"].get("timeout", {}).get("http", {})
-        for key in ("streamIdleTimeout", "idleTimeout"):
-            if key in http:
-                idle_timeout(f"{where} {key}", seconds(http[key]))
-        if policy["kind"] == "BackendTrafficPolicy" and "connectionIdleTimeout" in http:
-            pool = seconds(http["connectionIdleTimeout"])
-            if not pool < settings.keepalive:
-                problems.append(
-                    f"{where} connectionIdleTimeout ({pool:g} s) must be below the app's keep-alive "
-                    f"(KEEPALIVE {settings.keepalive} s), else a POST can reuse a connection the app is closing"
-                )
-
-    for ingress in objects(docs, "Ingress"):
-        annotations = ingress["metadata"].get("annotations", {})
-        for key in ("proxy-read-timeout", "proxy-send-timeout"):
-            value = annotations.get(f"nginx.ingress.kubernetes.io/{key}", INGRESS_NGINX_DEFAULT_TIMEOUT)
-            idle_timeout(f"Ingress {ingress['metadata']['name']} {key}", seconds(value))
-    return problems
+    budget = Budget(
+        ping=settings.ping_interval,
+        max_stream=settings.max_stream_seconds,
+        keepalive=float(settings.keepalive),
+        drain=settings.drain_seconds,
+    )
+    rendered = Path("rendered.yaml")
+    lint_docs = [
+        lint_k8s.Doc(rendered, body)
+        for body in load_documents(yaml.safe_dump_all(docs, sort_keys=False))
+        if isinstance(body, LineDict)
+    ]
+    reports = {rendered: Report(rendered)}
+    lint_k8s.check_documents(lint_docs, reports, budget)
+    return [f"{finding.rule.name}: {finding.message}" for finding in reports[rendered].findings]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,11 +432,11 @@ OVERLAY_CHECKS: dict[str, Callable[[list[Doc]], list[str]]] = {"references": ref
 
 # Each negative control, the check that must catch it, and a phrase its report must contain.
 NEGATIVE_CONTROLS = {
-    "httproute-without-timeouts": ("budget", "timeouts.request is unset"),
-    "grace-period-shorter-than-drain": ("budget", "terminationGracePeriodSeconds (20 s)"),
+    "httproute-without-timeouts": ("budget", "total-timeout: HTTPRoute streamkit: timeouts.request (unset"),
+    "grace-period-shorter-than-drain": ("budget", "drain: Deployment streamkit: terminationGracePeriodSeconds (20 s)"),
     "drain-raised-without-grace": ("budget", "DRAIN_SECONDS 60"),
-    "btp-pool-outlives-app-keepalive": ("budget", "connectionIdleTimeout (90 s)"),
-    "btp-without-stream-idle": ("budget", "stream idle guard"),
+    "btp-pool-outlives-app-keepalive": ("budget", "keepalive: BackendTrafficPolicy streamkit: timeout.http.connection"),
+    "btp-without-stream-idle": ("budget", "idle-timeout: HTTPRoute streamkit: timeouts.request 0s also turns off"),
     "btp-misspelt-field": ("fields", "streamIdleTimout is not a documented field"),
     "httproute-wrong-backend-port": ("references", "port 80 of Service streamkit"),
     "httproute-bad-duration": ("crd-schema", "must match pattern"),
@@ -635,3 +556,19 @@ def test_kind_script_is_clean_shell() -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
     assert os.access(script, os.X_OK)
+
+
+def test_npm_schema_packages_are_locked_without_download_addresses() -> None:
+    """mk/k8s.mk installs the schema packages with `npm ci` from tests/static/k8s/package-lock.json:
+    every pinned package is locked with an integrity hash, and no entry names a download address."""
+    folder = Path(__file__).parent / "k8s"
+    pins = json.loads((folder / "package.json").read_text())["dependencies"]
+    lock = json.loads((folder / "package-lock.json").read_text())
+    assert "omit-lockfile-registry-resolved=true" in (folder / ".npmrc").read_text().splitlines()
+    packages = lock["packages"]
+    for name, version in pins.items():
+        assert packages[f"node_modules/{name}"]["version"] == version, name
+    assert packages[""]["dependencies"] == pins
+    for path, entry in packages.items():
+        assert "resolved" not in entry, f"{path} names a download address"
+        assert path == "" or entry.get("integrity"), f"{path} has no integrity hash"

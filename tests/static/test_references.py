@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# `tests/x/test_y.py` optionally followed by `::test_name` (parameters in brackets are ignored).
+# `tests/<folder>/test_<name>.py` optionally followed by `::test_name` (parameters in brackets are ignored).
 REFERENCE = re.compile(r"tests/[\w/]+\.py(?:::(\w+))?")
 DOCUMENTS = ("README.md", "docs", "infra", "bench/README.md")
 # Copyable files that need no test reference of their own: prose, data, and generated files.

@@ -7,7 +7,11 @@ resource "azurerm_application_gateway" "llm" {
     name                  = "app"
     port                  = 8000
     protocol              = "Http"
-    request_timeout       = 300
+    request_timeout       = 60
     cookie_based_affinity = "Disabled"
+    connection_draining {
+      enabled           = true
+      drain_timeout_sec = 30
+    }
   }
 }

@@ -1,6 +1,6 @@
 # Negative control, never shipped: the app's default keep-alive behind a Google Front End, whose
 # backend keep-alive is a fixed 600 s. Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule keepalive).
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule keepalive only).
 resource "google_compute_backend_service" "llm" {
   name        = "llm"
   protocol    = "HTTP"

@@ -1,6 +1,6 @@
 # Negative control, never shipped: a 10 s deregistration delay cuts streams before the app's drain
 # window ends them with a terminal event. Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule drain).
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule drain only).
 resource "aws_lb" "llm" {
   load_balancer_type = "application"
 }

@@ -1,15 +1,18 @@
-# Negative control, never shipped: Application Gateway v2 buffers responses by default, so tokens
-# arrive in one piece at the end. Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule buffering).
+# Negative control, never shipped: the provider default request_timeout of 30 s is only two ping
+# intervals; one late heartbeat ends the stream. Caught by
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule idle-timeout only).
 resource "azurerm_application_gateway" "llm" {
   name = "llm"
+  global {
+    request_buffering_enabled  = true
+    response_buffering_enabled = false
+  }
 
   backend_http_settings {
     name                  = "app"
     port                  = 8000
     protocol              = "Http"
     cookie_based_affinity = "Disabled"
-    request_timeout       = 60
     connection_draining {
       enabled           = true
       drain_timeout_sec = 300

@@ -1,6 +1,6 @@
 # Negative control, never shipped: the app's keep-alive equal to the ALB idle timeout gives
 # intermittent 502s (https://github.com/Instawork/llm-proxy/pull/38). Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule keepalive).
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule keepalive only).
 variable "idle_timeout_seconds" {
   type    = number
   default = 300

@@ -1,5 +1,5 @@
 # Negative control, never shipped: an H2C backend cannot talk to uvicorn (HTTP/1.1 only). Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule http1).
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule http1 only).
 resource "google_compute_backend_service" "llm" {
   name        = "llm"
   protocol    = "H2C"

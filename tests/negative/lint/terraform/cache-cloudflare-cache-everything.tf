@@ -1,5 +1,5 @@
 # Negative control, never shipped: a "cache everything" rule also caches the streaming paths.
-# Caught by tests/static/test_terraform.py::test_negative_configs_are_caught (rule no-cache).
+# Caught by tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule cache only).
 resource "cloudflare_ruleset" "cache" {
   zone_id = "0123456789abcdef0123456789abcdef"
   name    = "cache everything"

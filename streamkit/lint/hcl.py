@@ -1,7 +1,8 @@
 """A tiny evaluator for the subset of Terraform expressions the kit's modules use.
 
-The Terraform tests evaluate `validation { condition = ... }` blocks, outputs and resource arguments
-for sample inputs without a terraform binary. The subset on purpose stays small, so conditions stay
+The one HCL expression evaluator: `streamkit lint` (streamkit/lint/terraform.py) resolves resource
+arguments and outputs with it, and tests/static/test_terraform.py evaluates `validation { condition
+= ... }` blocks for sample inputs without a terraform binary. The subset on purpose stays small, so conditions stay
 readable: numbers, strings, `true`/`false`, lists, `var.x` / `local.x` references, `+ - * /`,
 comparisons, `!`, `&&`, `||`, parentheses and the functions `contains`, `min`, `max`.
 Anything else raises `Unsupported`, so a condition outside the subset fails the tests loudly instead

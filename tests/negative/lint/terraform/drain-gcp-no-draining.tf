@@ -1,5 +1,5 @@
 # Negative control, never shipped: connection draining 0 cuts open streams at once when a backend
-# leaves. Caught by tests/static/test_terraform.py::test_negative_configs_are_caught (rule drain).
+# leaves. Caught by tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule drain only).
 resource "google_compute_backend_service" "llm" {
   name                            = "llm"
   protocol                        = "HTTP"

@@ -1,6 +1,6 @@
-# Negative control, never shipped: the provider default request_timeout of 30 s is only two ping
-# intervals; one late heartbeat ends the stream. Caught by
-# tests/static/test_terraform.py::test_negative_configs_are_caught (rule idle-timeout).
+# Negative control, never shipped: without connection draining a removed backend loses its open
+# streams at once. Caught by
+# tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule drain only).
 resource "azurerm_application_gateway" "llm" {
   name = "llm"
   global {
@@ -13,10 +13,7 @@ resource "azurerm_application_gateway" "llm" {
     port                  = 8000
     protocol              = "Http"
     cookie_based_affinity = "Disabled"
-    connection_draining {
-      enabled           = true
-      drain_timeout_sec = 300
-    }
+    request_timeout       = 60
   }
 }
 

@@ -1,5 +1,5 @@
 # Negative control, never shipped: a 25 s proxy read timeout is less than two ping intervals.
-# Caught by tests/static/test_terraform.py::test_negative_configs_are_caught (rule idle-timeout).
+# Caught by tests/lint/test_negative_controls.py::test_lint_catches_negative_control (rule idle-timeout only).
 resource "cloudflare_ruleset" "sse" {
   zone_id = "0123456789abcdef0123456789abcdef"
   name    = "sse"
