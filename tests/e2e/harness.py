@@ -52,12 +52,17 @@ JSON_TOKENS = 400
 
 EXPECT = Expectations(max_lag=MAX_LAG, ping_interval=PING_INTERVAL)
 
-# One stream for the core checks: ~2 pings before the first token, then 10 tokens over 1 s.
+# The first token of every contract stream comes this long after the headers: long enough that the
+# heartbeats check needs pings during the wait (a stream without any fails it: see
+# streamkit/probe/verdict.py HEARTBEAT_* and the `no-heartbeats` controls).
+FIRST_TOKEN_WAIT = 3 * PING_INTERVAL
+
+# One stream for the core checks: >= 2 pings before the first token, then 10 tokens over 1 s.
 CONTRACT_STREAM: dict[str, Value] = {
     "prompt": "contract",
     "tokens": 10,
     "tokens_per_second": 10,
-    "first_token_delay": 1.2,
+    "first_token_delay": FIRST_TOKEN_WAIT,
 }
 
 
@@ -109,9 +114,11 @@ def proxy_values(
         values.update(tls_listen=f"127.0.0.1:{free_port()}", cert=str(tls.cert), key=str(tls.key))
     if override is None:
         return values
-    files = [override] if isinstance(override, Path) else list(override.values())
+    overrides = {proxy.configs[0]: override} if isinstance(override, Path) else dict(override)
+    files = [overrides.get(name, path) for name, path in zip(proxy.configs, proxy.config_paths, strict=True)]
     marked = set().union(*(marked_keys(path.read_text()) for path in files))
-    return {key: value for key, value in values.items() if key in marked}
+    # HAProxy marks only `cert`: its runner joins cert and key into one PEM (streamkit/proxies/haproxy.py).
+    return {key: value for key, value in values.items() if key in marked or (key == "key" and "cert" in marked)}
 
 
 def start_target(
@@ -122,9 +129,12 @@ def start_target(
     upstream: str | None = None,
     override: Path | Mapping[str, Path] | None = None,
     label: str = "",
+    settings: Mapping[str, Value] | None = None,
 ) -> Target:
-    """Start `proxy` (shipped config, or `override`) in front of `upstream` (default: the app)."""
+    """Start `proxy` (shipped config, or `override`) in front of `upstream` (default: the app);
+    `settings` replace marked values (a control that differs from the shipped config in one value)."""
     values = proxy_values(proxy, upstream or app.url.removeprefix("http://"), tls, override)
+    values.update(settings or {})
     process = proxy.start(workdir, values, override, label=label)
     tls_url = f"https://{values['tls_listen']}" if "tls_listen" in values else None
     return Target(proxy=proxy, process=process, app=app, url=f"http://{values['listen']}", tls_url=tls_url, ca=tls.ca)
@@ -331,6 +341,24 @@ def check_hides_metrics(target: Endpoint) -> Check:
         return Check("hides_metrics", False, f"Prometheus metrics served at {', '.join(exposed)}")
     return Check("hides_metrics", True, f"none of {len(METRICS_PATHS)} spellings of /metrics reached the app")
 
+
+# The contract checks run on every proxy's shipped config (tests/e2e/test_contract.py), each with the
+# capability a proxy must declare for it (None: every proxy). A check a proxy does not support skips
+# with the proxy's reason. The support matrix counts exactly these, and every (check, proxy) needs a
+# negative control or a stated "n/a" (tests/e2e/test_negative.py).
+CONTRACT: dict[str, str | None] = {
+    "incremental": "incremental",  # each event arrives within MAX_LAG of being written
+    "headers_first": "headers_first",  # headers before the first token
+    "heartbeats": "heartbeats",  # pings during the wait for the first token pass through
+    "uncompressed": "compress_json",  # text/event-stream is not compressed ...
+    "compression": "compress_json",  # ... while JSON on the same route is
+    "survives_silence": "idle_timeout",  # with pings, a silent upstream outlives the read timeout
+    "disconnect": "disconnect",  # a client that leaves closes the upstream within 300 ms
+    "disconnect_silent": "disconnect_silent",  # ... also while the upstream is silent (pings off)
+    "openai_sdk": None,  # the official SDK streams the full text through the proxy
+    "tls_http2": "tls_http2",  # TLS + HTTP/2 at the edge, still incremental
+    "hides_metrics": "hides_metrics",  # /metrics is not reachable through the proxy
+}
 
 # The checks a negative control may name in its `# catches:` header.
 CHECKS: dict[str, Callable[[Target], Check] | Callable[[Endpoint], Check]] = {

@@ -1,4 +1,4 @@
-"""The streaming contract (DESIGN.md), through every proxy's real binary running its SHIPPED config.
+"""The streaming contract (README "The streaming contract") through every proxy's real binary and SHIPPED config.
 
 Only ports, addresses, certificate paths and the read timeout are substituted, through the values
 the config marks with `# streamkit: KEY` (streamkit/proxies/substitute.py). The app runs under
@@ -21,6 +21,7 @@ from tests.conftest import Processes
 from tests.e2e.conftest import installed, need
 from tests.e2e.harness import (
     CHECKS,
+    CONTRACT,
     CONTRACT_STREAM,
     EXPECT,
     STRIP_HINTS,
@@ -37,23 +38,11 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.proxy, pytest.mark.timeout(120)]
 
 
-# Each contract check (tests/e2e/harness.py CHECKS) -> the capability a proxy must declare for it
-# (None: every proxy). A check a proxy does not support skips with the proxy's reason.
-CONTRACT: dict[str, str | None] = {
-    "incremental": "incremental",  # each event arrives within MAX_LAG of being written
-    "headers_first": "headers_first",  # headers before the first token
-    "heartbeats": "heartbeats",  # SSE comments pass through
-    "uncompressed": "compress_json",  # text/event-stream is not compressed ...
-    "compression": "compress_json",  # ... while JSON on the same route is
-    "survives_silence": "idle_timeout",  # with pings, a silent upstream outlives the read timeout
-    "disconnect": "disconnect",  # a client that leaves closes the upstream within 300 ms
-    "openai_sdk": None,  # the official SDK streams the full text through the proxy
-    "tls_http2": "tls_http2",  # TLS + HTTP/2 at the edge, still incremental
-    "hides_metrics": "hides_metrics",  # /metrics is not reachable through the proxy
-}
+# disconnect_silent runs on the app with pings off: test_client_disconnect_while_upstream_silent.
+PINGED_CHECKS = [name for name in CONTRACT if name != "disconnect_silent"]
 
 
-@pytest.mark.parametrize("check", CONTRACT)
+@pytest.mark.parametrize("check", PINGED_CHECKS)
 def test_contract(target: Target, check: str) -> None:
     capability = CONTRACT[check]
     if capability:
