@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from streamkit.proxies import PROXIES
 from streamkit.proxies.base import ProxyDef
 from streamkit.proxies.substitute import Value, marked_keys
 from tests.app.conftest import RunningApp
+from tests.bounds import MIN_TRIALS, p95_within
 
 # --- timings (named; the host is shared by several test runs on 2 cores: generous, still meaningful)
 
@@ -41,8 +43,11 @@ SILENCE = 2 * READ_TIMEOUT
 CUT_EARLY = 0.3
 # ... to this much after it (timer granularity plus a busy host).
 CUT_LATE = 2.0
-# The contract: the upstream is closed within 300 ms of the client going away.
+# The contract: the upstream is closed within 300 ms of the client going away (p95 over
+# DISCONNECT_TRIALS hang-ups, DISCONNECT_PARALLEL at a time through the same proxy).
 DISCONNECT_BUDGET = 0.3
+DISCONNECT_TRIALS = MIN_TRIALS
+DISCONNECT_PARALLEL = 10
 # Per-event lag allowed through a proxy (the probe's default is 0.25 s; a busy shared host needs
 # headroom). A buffering proxy holds events for about the stream's length (2 s here), far above it.
 MAX_LAG = 0.5
@@ -265,25 +270,37 @@ def check_cut_at_timeout(target: Endpoint) -> Check:
 
 
 def check_disconnect(target: Target, silent: bool = False) -> Check:
-    """The client hangs up after two tokens; the fake upstream must be closed within DISCONNECT_BUDGET.
+    """DISCONNECT_TRIALS clients hang up after two tokens each; the fake upstream must be closed
+    within DISCONNECT_BUDGET (p95, tests/bounds.py) and never run to completion.
 
     `silent`: the upstream is silent at that moment (a stall right after the second token), so
     only the proxy's own watch on the client connection can notice.
     """
-    rid = request_id("disconnect")
     knobs: dict[str, Value] = {"prompt": "disconnect", "tokens": 30, "tokens_per_second": 10, "first_token_delay": 0}
     if silent:
         knobs.update(stall_at=2, stall_seconds=SILENCE)
-    obs = observe(target.url + stream_path(**knobs), headers={"X-Request-ID": rid}, close_after_events=3)
-    if obs.status != 200 or not obs.closed_early or obs.started_unix is None or obs.ended_at is None:
-        return Check("disconnect", None, f"HTTP {obs.status}, closed early: {obs.closed_early}, error {obs.error}")
-    hung_up = obs.started_unix + obs.ended_at
-    record = target.app.record(rid, timeout=15)
-    assert record.closed_at is not None
-    delay = record.closed_at - hung_up
+
+    def trial(_: int) -> tuple[float, bool] | str:
+        rid = request_id("disconnect")
+        obs = observe(target.url + stream_path(**knobs), headers={"X-Request-ID": rid}, close_after_events=3)
+        if obs.status != 200 or not obs.closed_early or obs.started_unix is None or obs.ended_at is None:
+            return f"HTTP {obs.status}, closed early: {obs.closed_early}, error {obs.error}"
+        record = target.app.record(rid, timeout=15)
+        assert record.closed_at is not None
+        return record.closed_at - (obs.started_unix + obs.ended_at), record.completed
+
+    with ThreadPoolExecutor(DISCONNECT_PARALLEL) as pool:
+        trials = list(pool.map(trial, range(DISCONNECT_TRIALS)))
+    unjudged = [t for t in trials if isinstance(t, str)]
+    if unjudged:
+        return Check("disconnect", None, unjudged[0])
+    measured = [t for t in trials if not isinstance(t, str)]
     window = "upstream silent" if silent else "tokens flowing"
-    detail = f"{window}: upstream closed {delay * 1000:.0f} ms after the client hung up ({record.close_reason})"
-    return Check("disconnect", delay <= DISCONNECT_BUDGET and not record.completed, detail)
+    ok, detail = p95_within(
+        [delay for delay, _ in measured], DISCONNECT_BUDGET, f"{window}: hang-up -> upstream closed"
+    )
+    completed = sum(done for _, done in measured)
+    return Check("disconnect", ok and not completed, detail + (f"; {completed} ran to completion" if completed else ""))
 
 
 def check_disconnect_silent(target: Target) -> Check:
