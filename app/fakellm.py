@@ -77,13 +77,38 @@ class FakeKnobs:
     fail_at: int | None = None  # raise FakeFailure before token N
 
 
+# The answer to a prompt that is not plain ASCII: words from several scripts, each given as the
+# tokens it is split into, at code-point boundaries that are not character boundaries, so that a
+# hop that splits or re-encodes UTF-8 per event shows: CJK, a ZWJ emoji sequence, a flag (two
+# regional indicators), combining marks after their base letter, right-to-left Arabic, Hangul, and a
+# character outside the Basic Multilingual Plane (4 UTF-8 bytes).
+UNICODE_WORDS: list[tuple[str, ...]] = [
+    ("流", "式"),
+    ("传", "输"),
+    ("トー", "クン"),
+    ("\U0001f469", "\u200d", "\U0001f4bb"),  # woman, zero-width joiner, laptop: one emoji
+    ("\U0001f1e9", "\U0001f1ea"),  # regional indicators D, E: one flag
+    ("e", "\u0301", "te"),  # é as e + combining acute accent
+    ("n", "a", "\u0308", "ive"),  # ä as a + combining diaeresis
+    ("مر", "حبا"),
+    ("한", "국어"),
+    ("\U0001d11e",),  # musical symbol G clef
+]
+
+
 def iter_fake_tokens(prompt: str, count: int) -> Iterator[str]:
     """The deterministic tokens for a prompt, one at a time (a million-token stream must not be
-    built up front on the event loop): a leading space before every word but the first."""
+    built up front on the event loop): a leading space before every word but the first. A prompt
+    that is not ASCII is answered with UNICODE_WORDS, split into their tokens."""
     rng = random.Random(int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big"))
-    for index in range(count):
-        word = rng.choice(_VOCABULARY)
-        yield word if index == 0 else " " + word
+    produced = 0
+    while produced < count:
+        word = rng.choice(_VOCABULARY) if prompt.isascii() else rng.choice(UNICODE_WORDS)
+        for index, piece in enumerate((word,) if isinstance(word, str) else word):
+            if produced == count:
+                return
+            yield (" " if produced and index == 0 else "") + piece
+            produced += 1
 
 
 def fake_tokens(prompt: str, count: int) -> list[str]:
