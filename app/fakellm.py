@@ -75,6 +75,7 @@ class FakeKnobs:
     stall_at: int | None = None  # before token N (0-based) ...
     stall_seconds: float = 0.0  # ... stay silent this long
     fail_at: int | None = None  # raise FakeFailure before token N
+    word_repeat: int = 1  # each token's word this many times over (fills a stalled client's buffers fast)
 
 
 # The answer to a prompt that is not plain ASCII: words from several scripts, each given as the
@@ -157,7 +158,8 @@ class FakeLLM:
     """One fake generation. Iterate it for text deltas; `close(reason)` ends it and writes the record."""
 
     def __init__(self, prompt: str, knobs: FakeKnobs, request_id: str, record_dir: str = "") -> None:
-        self._tokens = iter_fake_tokens(prompt, knobs.tokens)
+        tokens = iter_fake_tokens(prompt, knobs.tokens)
+        self._tokens = tokens if knobs.word_repeat == 1 else (token * knobs.word_repeat for token in tokens)
         self._knobs = knobs
         self._record_dir = record_dir
         self.record = FakeRecord(request_id=request_id)

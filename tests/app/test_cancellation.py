@@ -51,7 +51,10 @@ def _open_and_hang_up(url: str, request_id: str, events_before_close: int) -> fl
 def patient_app(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> RunningApp:
     """The app with a send timeout far beyond any trial: a hang-up while a send is blocked is then
     always the client's (with SEND_TIMEOUT = 1 s, a slow detection of the block would race it)."""
-    return start(module_processes, tmp_path_factory.mktemp("patient"), SEND_TIMEOUT=str(PATIENT_SEND_TIMEOUT))
+    # Two workers: the floods that fill its send buffers are CPU-bound, one core each.
+    return start(
+        module_processes, tmp_path_factory.mktemp("patient"), workers=2, SEND_TIMEOUT=str(PATIENT_SEND_TIMEOUT)
+    )
 
 
 def close_delays(app: RunningApp, window: str, hang_up: Callable[[str], float]) -> list[float]:
