@@ -47,7 +47,7 @@ CUT_LATE = 2.0
 # DISCONNECT_TRIALS hang-ups, DISCONNECT_PARALLEL at a time through the same proxy).
 DISCONNECT_BUDGET = 0.3
 DISCONNECT_TRIALS = MIN_TRIALS
-DISCONNECT_PARALLEL = 10
+DISCONNECT_PARALLEL = DISCONNECT_TRIALS
 # Per-event lag allowed through a proxy (the probe's default is 0.25 s; a busy shared host needs
 # headroom). A buffering proxy holds events for about the stream's length (2 s here), far above it.
 MAX_LAG = 0.5
