@@ -75,15 +75,41 @@ class FakeKnobs:
     stall_at: int | None = None  # before token N (0-based) ...
     stall_seconds: float = 0.0  # ... stay silent this long
     fail_at: int | None = None  # raise FakeFailure before token N
+    word_repeat: int = 1  # each token's word this many times over (fills a stalled client's buffers fast)
+
+
+# The answer to a prompt that is not plain ASCII: words from several scripts, each given as the
+# tokens it is split into, at code-point boundaries that are not character boundaries, so that a
+# hop that splits or re-encodes UTF-8 per event shows: CJK, a ZWJ emoji sequence, a flag (two
+# regional indicators), combining marks after their base letter, right-to-left Arabic, Hangul, and a
+# character outside the Basic Multilingual Plane (4 UTF-8 bytes).
+UNICODE_WORDS: list[tuple[str, ...]] = [
+    ("流", "式"),
+    ("传", "输"),
+    ("トー", "クン"),
+    ("\U0001f469", "\u200d", "\U0001f4bb"),  # woman, zero-width joiner, laptop: one emoji
+    ("\U0001f1e9", "\U0001f1ea"),  # regional indicators D, E: one flag
+    ("e", "\u0301", "te"),  # é as e + combining acute accent
+    ("n", "a", "\u0308", "ive"),  # ä as a + combining diaeresis
+    ("مر", "حبا"),
+    ("한", "국어"),
+    ("\U0001d11e",),  # musical symbol G clef
+]
 
 
 def iter_fake_tokens(prompt: str, count: int) -> Iterator[str]:
     """The deterministic tokens for a prompt, one at a time (a million-token stream must not be
-    built up front on the event loop): a leading space before every word but the first."""
+    built up front on the event loop): a leading space before every word but the first. A prompt
+    that is not ASCII is answered with UNICODE_WORDS, split into their tokens."""
     rng = random.Random(int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big"))
-    for index in range(count):
-        word = rng.choice(_VOCABULARY)
-        yield word if index == 0 else " " + word
+    produced = 0
+    while produced < count:
+        word = rng.choice(_VOCABULARY) if prompt.isascii() else rng.choice(UNICODE_WORDS)
+        for index, piece in enumerate((word,) if isinstance(word, str) else word):
+            if produced == count:
+                return
+            yield (" " if produced and index == 0 else "") + piece
+            produced += 1
 
 
 def fake_tokens(prompt: str, count: int) -> list[str]:
@@ -132,7 +158,8 @@ class FakeLLM:
     """One fake generation. Iterate it for text deltas; `close(reason)` ends it and writes the record."""
 
     def __init__(self, prompt: str, knobs: FakeKnobs, request_id: str, record_dir: str = "") -> None:
-        self._tokens = iter_fake_tokens(prompt, knobs.tokens)
+        tokens = iter_fake_tokens(prompt, knobs.tokens)
+        self._tokens = tokens if knobs.word_repeat == 1 else (token * knobs.word_repeat for token in tokens)
         self._knobs = knobs
         self._record_dir = record_dir
         self.record = FakeRecord(request_id=request_id)

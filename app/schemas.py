@@ -24,6 +24,7 @@ class FakeKnobsIn(BaseModel):
     stall_at: Annotated[StrictInt, Field(ge=0)] | None = None
     stall_seconds: Annotated[Number, Field(ge=0, le=3600)] = 0.0
     fail_at: Annotated[StrictInt, Field(ge=0)] | None = None
+    word_repeat: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None  # i15: big tokens for flood tests
 
     def to_knobs(self, defaults: FakeKnobs) -> FakeKnobs:
         values = {k: v for k, v in self.model_dump().items() if v is not None}

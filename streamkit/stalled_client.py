@@ -14,6 +14,8 @@ import time
 
 # The send queue counts as stalled when it has not grown for this long.
 STALL_QUIET = 0.3
+# The fake's `word_repeat` knob for a flood: tokens of a few KiB.
+WORD_REPEAT = 500
 
 
 class StalledClient:
@@ -34,7 +36,13 @@ class StalledClient:
                 "model": "streamkit-fake",
                 "stream": True,
                 "messages": [{"role": "user", "content": "flood"}],
-                "fake": {"tokens": 1_000_000, "tokens_per_second": 0, "first_token_delay": 0},
+                # Each token a few KiB: the server's send buffer (MiBs) fills in hundreds of events.
+                "fake": {
+                    "tokens": 1_000_000,
+                    "tokens_per_second": 0,
+                    "first_token_delay": 0,
+                    "word_repeat": WORD_REPEAT,
+                },
             }
         )
         client.sock.sendall(

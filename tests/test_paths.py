@@ -25,7 +25,7 @@ _PATH = re.compile(
     + "|".join(re.escape(d) for d in TOP_LEVEL)
     + r")/[\w./-]*+|"
     + "|".join(re.escape(f) for f in TOP_FILES)
-    + r")(?![\w<{*$%\\])"
+    + r")(?![\w<{*$%\\([])"
 )
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 # Files outside the repository that earlier text leaned on; a reader of the repository cannot follow them.

@@ -6,6 +6,7 @@ HCM `stream_idle_timeout` 5 min, upstream `common_http_protocol_options.idle_tim
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
 from streamkit.lint.rules import (
     BELOW_APP_KEEPALIVE,
+    BUFFERING,
     COMPRESSION,
     HTTP1,
     IDLE_TIMEOUT,
@@ -109,6 +111,7 @@ class _Checker:
             )
         for flt in mappings(hcm.get("http_filters")):
             self.compressor(flt)
+            self.body_reader(flt)
         for host in mappings(dig(hcm, "route_config", "virtual_hosts")):
             self.virtual_host(host)
 
@@ -124,6 +127,24 @@ class _Checker:
                 f"the compressor filter lists {SSE_MEDIA_TYPE} in content_type",
                 f"remove {SSE_MEDIA_TYPE} from content_type (Envoy's default list omits it)",
                 DOCS_COMPRESSOR,
+            )
+
+    def body_reader(self, flt: LineDict) -> None:
+        """SK1: a Lua `envoy_on_response` that calls `:body()` makes Envoy buffer the whole response
+        (body rewriting and logging snippets do; `:bodyChunks()` streams and is fine). The buffer
+        filter holds requests only, so it is not a streaming hazard."""
+        kind = str(flt.get("name", "")) + str(dig(flt, "typed_config", "@type"))
+        source = str(dig(flt, "typed_config", "default_source_code", "inline_string") or "")
+        source += str(dig(flt, "typed_config", "inline_code") or "")
+        if "lua" in kind and "envoy_on_response" in source and re.search(r":body\(", source):
+            self.report.add(
+                flt.line,
+                BUFFERING,
+                "a Lua filter reads the response body (`:body()`): Envoy buffers the whole response before "
+                "the filter returns, so the headers and every event wait for the end of the stream",
+                "read the body with `:bodyChunks()` (streams), or scope the filter away from the streaming routes "
+                "(per-route `disabled: true`)",
+                "https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/lua_filter#body",
             )
 
     def virtual_host(self, host: LineDict) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
 from streamkit.lint.rules import (
+    BUFFERING,
     COMPRESSION,
     HTTP1,
     IDLE_TIMEOUT,
@@ -96,6 +97,14 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
     for side in sides:
         line = section.find("timeout", side)
         value = seconds(line.words[2], "ms") if line and len(line.words) > 2 else None
+        if line and len(line.words) > 2 and value is None:
+            # HAProxy refuses to start on it (units: us ms s m h d), so nothing else here can be judged.
+            report.error(
+                f"{where}: `timeout {side} {line.words[2]}` is not a duration HAProxy accepts",
+                "write it as a number with one of the units us, ms, s, m, h, d (e.g. `1h`)",
+                line=line.number,
+            )
+            continue
         problem = idle_too_short(value, budget.ping, f"{where}: timeout {side}")
         if problem and line:
             report.add(
@@ -105,6 +114,18 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
                 f"raise it, e.g. `timeout {side} 1h` (timeout tunnel does not apply to SSE)",
                 f"{DOCS}#4-timeout%20{side}",
             )
+    for line in section.all("http-response", "wait-for-body"):
+        if SSE_MEDIA_TYPE in " ".join(line.words):
+            continue  # its condition names event streams (to leave them out)
+        report.add(
+            line.number,
+            BUFFERING,
+            f"{where}: `http-response wait-for-body` holds the response until its body is complete (or the "
+            "time runs out): the headers and every event wait",
+            "remove it, or apply it only to non-streaming responses "
+            "(`unless { res.hdr(content-type) -m beg text/event-stream }`)",
+            f"{DOCS}#4.2-http-response%20wait-for-body",
+        )
     algo = section.find("compression", "algo")
     if algo is not None:
         types = section.find("compression", "type") or section.find("compression", "type-res")

@@ -42,9 +42,14 @@ SSE_SPEC = "https://html.spec.whatwg.org/multipage/server-sent-events.html#event
 # Responses API's final events.
 TERMINAL_EVENTS = frozenset({"done", "error", "response.completed", "response.failed", "response.incomplete"})
 TOKEN_EVENTS = frozenset({"token", "response.output_text.delta"})
-# Heartbeats: with a known ping interval P, the longest silence allowed is P * SLACK + GRACE.
+# Heartbeats: with a known ping interval P, the longest silence allowed is P * SLACK + GRACE, and a
+# wait for the first token of at least WAIT_INTERVALS * P must itself hold heartbeats: at least
+# floor(wait / P) - 1 of them (one interval of the wait may pass before the first ping is due).
+# The count does not lean on GRACE, so it holds for any P (with P = 0.5 s the silence limit is
+# 1.25 s; a first token 1.5 s late must come after >= 2 pings, and 0 pings fails on both counts).
 HEARTBEAT_SLACK = 1.5  # a ping may arrive up to half an interval late on a busy host
 HEARTBEAT_GRACE = 0.5  # seconds added to the limit for scheduling noise
+HEARTBEAT_WAIT_INTERVALS = 2  # a wait at least this many intervals long must show heartbeats
 MIN_EVENTS_FOR_BURSTS = 3  # fewer events cannot show a burst pattern
 BURST_SHARE = 0.5  # without timestamps: a burst holding at least this share of events = buffered
 
@@ -456,6 +461,15 @@ HEARTBEAT_FIX = (
 )
 
 
+def pings_before_first_token(obs: Observation) -> tuple[float, int] | None:
+    """(seconds from the headers to the first token, heartbeats in that wait); None without a token."""
+    tokens = [e.arrival for e in obs.events if is_token(e)]
+    if obs.time_to_headers is None or not tokens:
+        return None
+    start, first = obs.time_to_headers, tokens[0]
+    return first - start, sum(1 for p in obs.pings if start <= p < first)
+
+
 def check_heartbeats(obs: Observation, expect: Expectations) -> Check:
     if not is_event_stream(obs):
         return Check("heartbeats", None, "no event stream to judge")
@@ -470,14 +484,31 @@ def check_heartbeats(obs: Observation, expect: Expectations) -> Check:
             None,
             f"no heartbeat comments seen (longest silence {silence:.2f} s); give --ping-interval to judge",
         )
-    limit = expect.ping_interval * HEARTBEAT_SLACK + HEARTBEAT_GRACE
+    interval = expect.ping_interval
+    limit = interval * HEARTBEAT_SLACK + HEARTBEAT_GRACE
+    wait = pings_before_first_token(obs)
+    waited = ""
+    if wait is not None and wait[0] >= HEARTBEAT_WAIT_INTERVALS * interval:
+        seconds, during = wait
+        needed = max(1, math.floor(seconds / interval) - 1)
+        waited = f", {during} during the {seconds:.2f} s wait for the first token (at least {needed})"
+        if during < needed:
+            return Check(
+                "heartbeats",
+                False,
+                f"the first token came {seconds:.2f} s after the headers with {during} heartbeat"
+                f"{'s' if during != 1 else ''} in between (expected at least {needed}: a comment every "
+                f"{interval:g} s from the moment headers are sent); a proxy idle timeout will cut such a stream",
+                HEARTBEAT_FIX,
+            )
     if silence <= limit:
-        return Check("heartbeats", True, f"{seen} (limit {limit:.2f} s)")
+        return Check("heartbeats", True, f"{seen}{waited} (silence limit {limit:.2f} s)")
     return Check(
         "heartbeats",
         False,
         f"the stream went silent for {silence:.2f} s with {'no' if not n else 'too few'} heartbeats "
-        f"(expected a comment every {expect.ping_interval:g} s); a proxy idle timeout will cut such a stream",
+        f"(expected a comment every {interval:g} s, silence limit {limit:.2f} s); a proxy idle timeout will "
+        "cut such a stream",
         HEARTBEAT_FIX,
     )
 

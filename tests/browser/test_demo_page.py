@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.app.conftest import RunningApp
+from tests.bounds import MIN_TRIALS, assert_p95
 from tests.e2e.harness import Target
 
 # A token stream long enough to tell "over time" from "all at once": 20 tokens at 10/s.
@@ -24,8 +25,12 @@ STREAM_SECONDS = (TOKENS - 1) / RATE
 # this many separate steps (a buffering hop delivers everything in one or two steps).
 MIN_SPREAD_SHARE = 0.6
 MIN_DOM_STEPS = TOKENS // 2
-# Stop must close the upstream within this long (issue #10, acceptance 3).
+# Stop must close the upstream within this long (issue #10, acceptance 3): p95 over STOP_TRIALS
+# Stops on one page (tests/bounds.py); a Stop that leaves it open past STOP_WAIT is a failed trial.
 STOP_BUDGET = 0.300
+STOP_TRIALS = MIN_TRIALS
+STOP_WAIT = 1.5
+MODES = ("eventsource", "fetch")
 # After `done`, watch this long for a reconnect (the app's retry hint is 3 s).
 RECONNECT_WATCH_MS = 5000
 # Concurrent EventSource streams from one page, and Chromium's HTTP/1.1 per-host connection cap.
@@ -98,31 +103,52 @@ def test_buffering_proxy_fails_the_same_check(context: BrowserContext, buffering
     assert not ok, f"the buffering control was not caught: {detail}"
 
 
-def stop_closes_upstream(page: Page, url: str, app: RunningApp, mode: str, abort: bool = True) -> tuple[bool, str]:
-    run_stream(page, url, mode, tokens=400, rate=10)
+def stop_delay(page: Page, app: RunningApp, mode: str, abort: bool = True) -> float | str:
+    """Start a stream on the loaded demo page, click Stop after three tokens; return how long after the
+    click the upstream was closed (seconds), or why it was not."""
+    page.select_option("#mode", mode)
+    page.fill("#tokens", "400")
+    page.fill("#rate", "20")
+    page.evaluate("window.streamkit.requestId = null")
+    page.click("#start")
     page.wait_for_function("window.streamkit.arrivals.length >= 3 && window.streamkit.requestId")
     request_id = page.evaluate("window.streamkit.requestId")
     if not abort:  # control: a Stop button that only updates the UI and leaves the request open
         page.evaluate("window.streamkit.stop = () => {}")
     clicked = page.evaluate("() => { const t = Date.now(); document.getElementById('stop').click(); return t; }") / 1000
     try:
-        record = app.record(request_id, timeout=2 * STOP_BUDGET + 1)
+        record = app.record(request_id, timeout=STOP_WAIT)
     except TimeoutError:
-        return False, "the upstream was still open a second after Stop"
+        return f"the upstream was still open {STOP_WAIT:g} s after Stop"
     assert record.closed_at is not None
-    delay = record.closed_at - clicked
-    return (record.close_reason == "client_disconnect" and delay <= STOP_BUDGET,
-            f"upstream closed {delay * 1000:.0f} ms after Stop ({record.close_reason})")
+    if record.close_reason != "client_disconnect":
+        return f"the upstream closed for {record.close_reason}, not the client's Stop"
+    return record.closed_at - clicked
 
 
-@pytest.mark.parametrize("mode", ["eventsource", "fetch"])
-def test_stop_closes_the_upstream(context: BrowserContext, edge: Target, page_app: RunningApp, mode: str) -> None:
-    ok, detail = stop_closes_upstream(context.new_page(), edge.url, page_app, mode)
-    assert ok, detail
+def test_stop_closes_the_upstream(context: BrowserContext, edge: Target, page_app: RunningApp) -> None:
+    """STOP_TRIALS Stops on one page, the two modes taking turns: p95 within STOP_BUDGET."""
     page = context.new_page()
-    ok, detail = stop_closes_upstream(page, edge.url, page_app, mode, abort=False)
-    assert not ok, f"a Stop that does not abort was not caught: {detail}"
+    page.goto(edge.url + "/")
+    page.wait_for_function("window.streamkit.model !== undefined")
+    trials = [stop_delay(page, page_app, MODES[n % len(MODES)]) for n in range(STOP_TRIALS)]
+    page.close()
+    failed = [t for t in trials if isinstance(t, str)]
+    assert not failed, failed
+    delays = [t for t in trials if not isinstance(t, str)]
+    assert_p95(delays, STOP_BUDGET, f"{edge.proxy.name}: Stop -> upstream closed")
+
+
+def test_stop_that_does_not_abort_is_caught(context: BrowserContext, edge: Target, page_app: RunningApp) -> None:
+    """The control: a Stop that only updates the UI leaves the upstream open (the override replaces
+    Stop in both modes alike, so one mode shows it)."""
+    mode = MODES[0]
+    page = context.new_page()
+    page.goto(edge.url + "/")
+    page.wait_for_function("window.streamkit.model !== undefined")
+    result = stop_delay(page, page_app, mode, abort=False)
     page.close()  # closing the page ends the abandoned request
+    assert isinstance(result, str), f"a Stop that does not abort was not caught: closed {result:.3f} s after Stop"
 
 
 def stream_requests_after_done(page: Page, url: str, close_on_done: bool) -> int:

@@ -1,4 +1,4 @@
-"""The streaming contract (README.md), through every proxy's real binary running its SHIPPED config.
+"""The streaming contract (README "The streaming contract") through every proxy's real binary and SHIPPED config.
 
 Only ports, addresses, certificate paths and the read timeout are substituted, through the values
 the config marks with `# streamkit: KEY` (streamkit/proxies/substitute.py). The app runs under
@@ -8,10 +8,13 @@ Each check here has a negative control in tests/e2e/test_negative.py that the sa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 
+from app.fakellm import fake_tokens
 from streamkit.probe.observe import observe
 from streamkit.probe.verdict import assess
 from streamkit.proxies import PROXIES
@@ -21,6 +24,7 @@ from tests.conftest import Processes
 from tests.e2e.conftest import installed, need
 from tests.e2e.harness import (
     CHECKS,
+    CONTRACT,
     CONTRACT_STREAM,
     EXPECT,
     STRIP_HINTS,
@@ -37,23 +41,11 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.proxy, pytest.mark.timeout(120)]
 
 
-# Each contract check (tests/e2e/harness.py CHECKS) -> the capability a proxy must declare for it
-# (None: every proxy). A check a proxy does not support skips with the proxy's reason.
-CONTRACT: dict[str, str | None] = {
-    "incremental": "incremental",  # each event arrives within MAX_LAG of being written
-    "headers_first": "headers_first",  # headers before the first token
-    "heartbeats": "heartbeats",  # SSE comments pass through
-    "uncompressed": "compress_json",  # text/event-stream is not compressed ...
-    "compression": "compress_json",  # ... while JSON on the same route is
-    "survives_silence": "idle_timeout",  # with pings, a silent upstream outlives the read timeout
-    "disconnect": "disconnect",  # a client that leaves closes the upstream within 300 ms
-    "openai_sdk": None,  # the official SDK streams the full text through the proxy
-    "tls_http2": "tls_http2",  # TLS + HTTP/2 at the edge, still incremental
-    "hides_metrics": "hides_metrics",  # /metrics is not reachable through the proxy
-}
+# disconnect_silent runs on the app with pings off: test_client_disconnect_while_upstream_silent.
+PINGED_CHECKS = [name for name in CONTRACT if name != "disconnect_silent"]
 
 
-@pytest.mark.parametrize("check", CONTRACT)
+@pytest.mark.parametrize("check", PINGED_CHECKS)
 def test_contract(target: Target, check: str) -> None:
     capability = CONTRACT[check]
     if capability:
@@ -102,3 +94,31 @@ def test_streams_without_app_hints(
     assert "no-transform" not in headers.get("cache-control", ""), "no-transform reached the client"
     for check in ("incremental", "headers_first", "uncompressed"):
         assert report.check(check).ok, f"{check}: {report.check(check).detail}"
+
+
+# A prompt that is not ASCII gets app.fakellm.UNICODE_WORDS: CJK, emoji sequences, combining marks,
+# each word split over several events at code points that are not character boundaries.
+NON_ASCII_PROMPT = "ストリーミング, s'il vous plaît"
+
+
+def test_non_ascii_text_streams_byte_exact(target: Target) -> None:
+    """The raw bytes of every token event carry the fake's UTF-8 unescaped, and the deltas join to
+    exactly its text: no hop re-encodes, escapes, or splits a character between events."""
+    tokens = 40
+    url = target.url + stream_path(prompt=NON_ASCII_PROMPT, tokens=tokens, tokens_per_second=50, first_token_delay=0)
+    with httpx.Client(timeout=30) as client, client.stream("GET", url) as response:
+        assert response.status_code == 200, response.status_code
+        raw = b"".join(response.iter_raw())
+    assert "content-encoding" not in response.headers, "compressed: the bytes below would be meaningless"
+    events = [block for block in raw.split(b"\n\n") if b"event: token" in block]
+    deltas = [
+        json.loads(line.removeprefix(b"data: "))
+        for e in events
+        for line in e.split(b"\n")
+        if line.startswith(b"data: ")
+    ]
+    expected = fake_tokens(NON_ASCII_PROMPT, tokens)
+    assert [d["delta"] for d in deltas] == expected
+    for piece in expected:
+        assert piece.encode() in raw, f"{piece!r} is not in the stream as UTF-8 bytes (escaped or re-encoded)"
+    assert not "".join(expected).isascii(), "the fake answered in ASCII: this test would prove nothing"

@@ -249,13 +249,13 @@ def test_negative_control_without_child_exit_a_dead_worker_stays_counted(process
 
 # The fake waits this long before its first token.
 FIRST_TOKEN_DELAY = 1.0
-# TTFT of such a stream lies in [FIRST_TOKEN_DELAY, FIRST_TOKEN_DELAY + this]: request parsing and
-# the hand-over from producer to consumer take milliseconds; the rest is room for 2 busy cores.
-TTFT_SLACK = 0.2
+# TTFT of such a stream is at least FIRST_TOKEN_DELAY, while its time to first byte (headers and the
+# start event go out at once) is far below it: a lower bound tells the two apart without a latency
+# bound (the (1.0, 1.5] bucket below says where it landed).
 
 
 def _within_ttft_bounds(seconds: float) -> bool:
-    return FIRST_TOKEN_DELAY <= seconds <= FIRST_TOKEN_DELAY + TTFT_SLACK
+    return seconds >= FIRST_TOKEN_DELAY
 
 
 def test_time_to_first_token_sum_matches_the_first_token_delay(metrics_app: RunningApp) -> None:

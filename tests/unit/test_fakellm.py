@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
 from app.fakellm import FakeFailure, FakeKnobs, FakeLLM, fake_text, fake_tokens, load_record
+from tests.bounds import MIN_TRIALS, assert_p95
 
-# Scheduling slack for the pacing checks.
+# How late a paced stream may end: p95 over TRIALS fakes run side by side (tests/bounds.py); never early.
 PACING_SLACK = 0.08
+TRIALS = MIN_TRIALS
+EARLY = 0.01  # timer granularity
 
 
 def collect(llm: FakeLLM) -> tuple[list[str], float]:
@@ -23,6 +27,29 @@ def collect(llm: FakeLLM) -> tuple[list[str], float]:
     return tokens, time.monotonic() - started
 
 
+def durations(make: Callable[[], FakeLLM]) -> list[float]:
+    """TRIALS fakes from `make`, run concurrently in one event loop: how long each took."""
+    took: list[float] = []
+
+    async def one() -> None:
+        started = time.monotonic()
+        assert [t async for t in make().deltas()]
+        took.append(time.monotonic() - started)
+
+    async def run() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(TRIALS):
+                group.start_soon(one)
+
+    anyio.run(run)
+    return took
+
+
+def assert_paced(took: list[float], expected: float, what: str) -> None:
+    assert min(took) >= expected - EARLY, f"{what}: ended before {expected:g} s: {sorted(took)}"
+    assert_p95([t - expected for t in took], PACING_SLACK, f"{what}: late by")
+
+
 def test_text_is_deterministic_and_depends_on_the_prompt() -> None:
     assert fake_text("same", 30) == fake_text("same", 30)
     assert fake_text("same", 30) != fake_text("other", 30)
@@ -32,15 +59,15 @@ def test_text_is_deterministic_and_depends_on_the_prompt() -> None:
 
 
 def test_pacing_and_first_token_delay() -> None:
-    tokens, took = collect(FakeLLM("x", FakeKnobs(tokens=5, tokens_per_second=20, first_token_delay=0.2), "r"))
+    knobs = FakeKnobs(tokens=5, tokens_per_second=20, first_token_delay=0.2)
+    tokens, _ = collect(FakeLLM("x", knobs, "r"))
     assert tokens == fake_tokens("x", 5)
-    assert 0.2 + 4 / 20 - PACING_SLACK <= took <= 0.2 + 4 / 20 + PACING_SLACK
+    assert_paced(durations(lambda: FakeLLM("x", knobs, "r")), 0.2 + 4 / 20, "5 tokens at 20/s after 0.2 s")
 
 
 def test_stall_adds_silence_before_the_given_token() -> None:
     knobs = FakeKnobs(tokens=3, tokens_per_second=0, first_token_delay=0, stall_at=1, stall_seconds=0.3)
-    _, took = collect(FakeLLM("x", knobs, "r"))
-    assert 0.3 - PACING_SLACK <= took <= 0.3 + PACING_SLACK
+    assert_paced(durations(lambda: FakeLLM("x", knobs, "r")), 0.3, "a 0.3 s stall")
 
 
 def test_fail_at_raises_after_the_tokens_before_it() -> None:
