@@ -17,6 +17,7 @@ from app.schemas import ChatCompletionRequest, FakeKnobsIn, ResponsesRequest
 from app.settings import Settings
 from app.streaming import Stream
 from app.upstreams import Generation, Upstream, UpstreamError, UpstreamStream
+from app.upstreams.contract import FORWARDED_HEADERS
 from app.wire import ChatCompletionsEncoder, ChatStreamEncoder, Encoder, ResponsesEncoder, usage_of
 
 router = APIRouter()
@@ -46,7 +47,7 @@ def _knobs(settings: Settings, upstream: Upstream, knobs: FakeKnobsIn | None) ->
     return knobs.to_knobs(defaults)
 
 
-def _check(
+async def _check(
     settings: Settings,
     upstream: Upstream,
     request: Request,
@@ -57,6 +58,7 @@ def _check(
 ) -> None:
     if request.app.state.drain.draining:
         raise APIError(503, "The server is shutting down; retry the request.", SERVER_SHUTDOWN)
+    await upstream.ensure_models(model)
     if model not in upstream.models:
         raise APIError(404, f"The model '{model}' does not exist.", NOT_FOUND, param="model", code="model_not_found")
     if len(prompt) > settings.max_prompt_chars:
@@ -112,14 +114,26 @@ async def _unless_disconnected(request: Request, route: str, work: Awaitable[T])
     raise ClientGone
 
 
+def _api_error(route: str, exc: UpstreamError) -> APIError:
+    """An upstream failure before the first byte: its status, and the upstream's own error object
+    (type, code, param, message) when the upstream reported one."""
+    metrics.UPSTREAM_ERRORS.labels(route, exc.kind).inc()
+    return APIError(exc.status, exc.message, exc.type, param=exc.param, code=exc.code)
+
+
 async def _open(request: Request, route: str, generation: Generation) -> UpstreamStream:
     """Start the upstream generation; failures known now become a proper HTTP status."""
     _, upstream = _state(request)
     try:
         return await _unless_disconnected(request, route, upstream.open(generation))
     except UpstreamError as exc:
-        metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
-        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from None
+        raise _api_error(route, exc) from None
+
+
+def forwarded_headers(request: Request) -> dict[str, str]:
+    """The client headers the relay passes on (app.upstreams.contract); the request id travels
+    as `X-Request-ID` separately, and never the client's Authorization or cookies."""
+    return {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
 
 
 async def _stream(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
@@ -156,9 +170,8 @@ async def _collect(
             usage = chunk.usage or usage
         reason = metrics.COMPLETED
     except UpstreamError as exc:
-        reason = exc.type
-        metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
-        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from None
+        reason = exc.kind
+        raise _api_error(route, exc) from None
     finally:
         with anyio.CancelScope(shield=True):
             await upstream_stream.aclose(reason)
@@ -202,7 +215,7 @@ async def chat_stream(
     knobs_in = None
     if any(v is not None for v in given.values()) or stall_seconds:
         knobs_in = FakeKnobsIn(**given, stall_seconds=stall_seconds)
-    _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
+    await _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
     generation = Generation(
         request_id=request.state.request_id,
         model=model,
@@ -217,22 +230,34 @@ async def chat_stream(
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, body: ChatCompletionRequest) -> Response:
+    """Relaying, the client's body goes upstream as it was sent (validated, not rebuilt: unknown
+    fields included) and the upstream's chunks come back as they were sent."""
     settings, upstream = _state(request)
-    _check(settings, upstream, request, body.model, body.prompt(), "messages", body.token_limit())
+    await _check(settings, upstream, request, body.model, body.prompt(), "messages", body.token_limit())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    relay = not settings.uses_fake
+    sent: dict[str, Any] = await request.json() if relay else {}
     generation = Generation(
         request_id=request.state.request_id,
         model=body.model,
         prompt=body.prompt(),
-        messages=[msg.model_dump(exclude_none=True) for msg in body.messages],
-        max_tokens=body.token_limit(),
+        messages=sent.get("messages") or [msg.model_dump(exclude_none=True) for msg in body.messages],
+        max_tokens=None if relay else body.token_limit(),
         include_usage=include_usage,
         fake=_knobs(settings, upstream, body.fake),
-        extra=body.passthrough(),
+        extra={k: v for k, v in sent.items() if k != "fake"},
+        passthrough=relay,
+        headers=forwarded_headers(request),
     )
-    encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage)
+    encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage, relay=relay)
     if body.stream:
         return await _stream(request, "chat_completions", generation, encoder)
+    if relay:
+        try:
+            data, _ = await _unless_disconnected(request, "chat_completions", upstream.complete(generation))  # type: ignore[attr-defined]
+        except UpstreamError as exc:
+            raise _api_error("chat_completions", exc) from None
+        return Response(data, media_type="application/json")
     text, finish, usage = await _complete(request, "chat_completions", generation)
     return JSONResponse(completion_body(encoder, text, finish, usage))
 
@@ -273,7 +298,7 @@ def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, int]) -
 @router.post("/v1/responses")
 async def responses(request: Request, body: ResponsesRequest) -> Response:
     settings, upstream = _state(request)
-    _check(settings, upstream, request, body.model, body.prompt(), "input", body.max_output_tokens)
+    await _check(settings, upstream, request, body.model, body.prompt(), "input", body.max_output_tokens)
     generation = Generation(
         request_id=request.state.request_id,
         model=body.model,
@@ -292,6 +317,7 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
 @router.get("/v1/models")
 async def models(request: Request) -> dict[str, Any]:
     _, upstream = _state(request)
+    await upstream.ensure_models(None)
     return {
         "object": "list",
         "data": [{"id": name, "object": "model", "created": 0, "owned_by": "streamkit"} for name in upstream.models],

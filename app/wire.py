@@ -28,6 +28,16 @@ def sse(data: str, event: str | None = None, id: int | None = None, retry: int |
     return f"{head}data: {data}\n\n".encode()
 
 
+def data_frame(data: bytes) -> bytes:
+    """One SSE event whose `data` is these bytes. Data the upstream sent over several `data:`
+    lines (joined with LF by the EventSplitter, which also turned every CR into LF) goes out as
+    several `data:` lines again: a bare newline inside one `data:` line would end the field and
+    leave the client broken JSON."""
+    if b"\n" in data:
+        data = data.replace(b"\n", b"\ndata: ")
+    return b"data: " + data + b"\n\n"
+
+
 def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt_tokens,
@@ -51,6 +61,7 @@ class Encoder:
         return []
 
     def token(self, chunk: Chunk) -> bytes:
+        """The frame for one chunk; empty when this endpoint has nothing to send for it."""
         raise NotImplementedError
 
     def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
@@ -76,6 +87,8 @@ class ChatStreamEncoder(Encoder):
         return [sse(data, "start", self._next_id(), self.retry_ms)]
 
     def token(self, chunk: Chunk) -> bytes:
+        if not chunk.delta:
+            return b""  # this endpoint carries text only (tool calls, reasoning: use /v1/chat/completions)
         payload: dict[str, Any] = {"delta": chunk.delta}
         if self.emit_timestamps:
             payload["emitted_at"] = time.time()
@@ -90,11 +103,18 @@ class ChatStreamEncoder(Encoder):
 
 
 class ChatCompletionsEncoder(Encoder):
-    """POST /v1/chat/completions with stream=true: OpenAI chunks, then `data: [DONE]`."""
+    """POST /v1/chat/completions with stream=true: OpenAI chunks, then `data: [DONE]`.
 
-    def __init__(self, *args: Any, include_usage: bool = False, **kwargs: Any) -> None:
+    `relay`: the chunks are an upstream's, relayed as they came (`Chunk.raw`): no opening, closing
+    or usage chunk of the app's own, so every event carries the upstream's identity (id, created,
+    model, system_fingerprint) and the stream is the upstream's stream. Without it (the built-in
+    fake LLM, and fake-upstream itself) the encoder frames the whole stream.
+    """
+
+    def __init__(self, *args: Any, include_usage: bool = False, relay: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.include_usage = include_usage
+        self.relay = relay
         self.completion_id = f"chatcmpl-{self.request_id}"
         self._prefix = (
             '{"id":'
@@ -111,18 +131,22 @@ class ChatCompletionsEncoder(Encoder):
         return b"data: " + (self._prefix + body + stamp + "}").encode() + b"\n\n"
 
     def start(self) -> list[bytes]:
+        if self.relay:
+            return []
         return [self._chunk('"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]')]
 
     def token(self, chunk: Chunk) -> bytes:
         if chunk.raw is not None:
-            if self.emit_timestamps:
-                return b"data: " + chunk.raw[:-1] + f',"emitted_at":{time.time()}}}'.encode() + b"\n\n"
-            return b"data: " + chunk.raw + b"\n\n"
+            if self.emit_timestamps and chunk.raw.endswith(b"}"):
+                return data_frame(chunk.raw[:-1] + f',"emitted_at":{time.time()}}}'.encode())
+            return data_frame(chunk.raw)
         return self._chunk(
             '"choices":[{"index":0,"delta":{"content":' + _dumps(chunk.delta) + '},"finish_reason":null}]'
         )
 
     def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        if self.relay:
+            return [b"data: [DONE]\n\n"]  # the upstream's finish and usage chunks went through as they came
         out = [self._chunk('"choices":[{"index":0,"delta":{},"finish_reason":' + _dumps(finish_reason) + "}]")]
         if self.include_usage and usage is not None:
             out.append(self._chunk('"choices":[],"usage":' + _dumps(usage)))
@@ -193,6 +217,8 @@ class ResponsesEncoder(Encoder):
         ]
 
     def token(self, chunk: Chunk) -> bytes:
+        if not chunk.delta:
+            return b""
         self.text_parts.append(chunk.delta)
         return self._event(
             "response.output_text.delta",
