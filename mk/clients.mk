@@ -6,7 +6,8 @@
 #                        without download addresses, see the .npmrc there).
 
 CLIENTS_VENV := .venv-clients
-CLIENTS_PACKAGES := langchain-openai==1.7.4 litellm==1.106.2 openai==2.54.0
+CLIENTS_PACKAGES := langchain-openai==1.7.4 litellm==1.106.2 openai==2.54.0 mcp==2.3.0
+# mcp: litellm 1.106.2 imports it on every tool-calling completion without declaring it.
 
 $(STAMPS)/venv-clients: mk/clients.mk | $(STAMPS)
 	test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
