@@ -130,6 +130,17 @@ async def _open(request: Request, route: str, generation: Generation) -> Upstrea
         raise _api_error(route, exc) from None
 
 
+async def _forward(request: Request, route: str, generation: Generation) -> Response:
+    """Non-streaming, relaying: the upstream's own answer, as it came (see OpenAIUpstream.complete
+    for why forwarding beats assembling), cancelled at once if the client leaves first."""
+    _, upstream = _state(request)
+    try:
+        data, _ = await _unless_disconnected(request, route, upstream.complete(generation))  # type: ignore[attr-defined]
+    except UpstreamError as exc:
+        raise _api_error(route, exc) from None
+    return Response(data, media_type="application/json")
+
+
 def forwarded_headers(request: Request) -> dict[str, str]:
     """The client headers the relay passes on (app.upstreams.contract); the request id travels
     as `X-Request-ID` separately, and never the client's Authorization or cookies."""
@@ -253,11 +264,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     if body.stream:
         return await _stream(request, "chat_completions", generation, encoder)
     if relay:
-        try:
-            data, _ = await _unless_disconnected(request, "chat_completions", upstream.complete(generation))  # type: ignore[attr-defined]
-        except UpstreamError as exc:
-            raise _api_error("chat_completions", exc) from None
-        return Response(data, media_type="application/json")
+        return await _forward(request, "chat_completions", generation)
     text, finish, usage = await _complete(request, "chat_completions", generation)
     return JSONResponse(completion_body(encoder, text, finish, usage))
 
@@ -299,6 +306,8 @@ def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, int]) -
 async def responses(request: Request, body: ResponsesRequest) -> Response:
     settings, upstream = _state(request)
     await _check(settings, upstream, request, body.model, body.prompt(), "input", body.max_output_tokens)
+    if not settings.uses_fake and settings.upstream_responses == "native":
+        return await _responses_native(request, body)
     generation = Generation(
         request_id=request.state.request_id,
         model=body.model,
@@ -312,6 +321,27 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         return await _stream(request, "responses", generation, encoder)
     text, _, usage = await _complete(request, "responses", generation)
     return JSONResponse(response_body(encoder, text, usage))
+
+
+async def _responses_native(request: Request, body: ResponsesRequest) -> Response:
+    """UPSTREAM_RESPONSES=native: the client's body to the upstream's `/responses` as sent, its
+    events (or its non-streamed response) back as they came: tools, function_call items,
+    reasoning, usage details and all."""
+    sent: dict[str, Any] = await request.json()
+    generation = Generation(
+        request_id=request.state.request_id,
+        model=body.model,
+        prompt=body.prompt(),
+        messages=[],
+        extra={k: v for k, v in sent.items() if k != "fake"},
+        passthrough=True,
+        headers=forwarded_headers(request),
+        api="responses",
+    )
+    if body.stream:
+        encoder = ResponsesEncoder(**_encoder_args(request, body.model), relay=True)
+        return await _stream(request, "responses", generation, encoder)
+    return await _forward(request, "responses", generation)
 
 
 @router.get("/v1/models")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 from app.fakellm import FakeKnobs
 
@@ -86,11 +86,29 @@ class ResponseInputMessage(BaseModel):
         return self.content
 
 
+class ResponseInputItem(BaseModel):
+    """Any other input item (`function_call`, `function_call_output`, `reasoning`, ...): kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+    type: StrictStr
+
+    @field_validator("type")
+    @classmethod
+    def _not_a_message(cls, value: str) -> str:
+        if value == "message":
+            raise ValueError("a message item needs a role of system, developer, user or assistant and a content")
+        return value
+
+    def text(self) -> str:
+        output = getattr(self, "output", None)
+        return output if isinstance(output, str) else ""
+
+
 class ResponsesRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: StrictStr
-    input: StrictStr | Annotated[list[ResponseInputMessage], Field(min_length=1)]
+    input: StrictStr | Annotated[list[ResponseInputMessage | ResponseInputItem], Field(min_length=1)]
     instructions: StrictStr | None = None
     stream: StrictBool = False
     max_output_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
@@ -112,5 +130,5 @@ class ResponsesRequest(BaseModel):
         if isinstance(self.input, str):
             out.append({"role": "user", "content": self.input})
         else:
-            out.extend({"role": m.role, "content": m.text()} for m in self.input)
+            out.extend({"role": m.role, "content": m.text()} for m in self.input if isinstance(m, ResponseInputMessage))
         return out

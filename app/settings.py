@@ -7,6 +7,7 @@ the gunicorn config, `streamkit lint` and the infra tests read their defaults fr
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     # asked for), plus UPSTREAM_MODEL, the default for /v1/chat/stream.
     upstream_models: str = ""
     upstream_models_refresh: float = Field(60.0, gt=0)
+    # POST /v1/responses: `native` relays it to the upstream's own `/responses` byte for byte (OpenAI
+    # and vLLM serve it); `translate` turns it into a Chat Completions stream (any server).
+    upstream_responses: Literal["translate", "native"] = "translate"
 
     # --- built-in fake LLM defaults (per-request knobs override them) -------------------------
     fake_tokens: int = Field(48, ge=0)

@@ -158,10 +158,15 @@ class ChatCompletionsEncoder(Encoder):
 
 
 class ResponsesEncoder(Encoder):
-    """POST /v1/responses with stream=true: Responses API events through `response.completed`."""
+    """POST /v1/responses with stream=true: Responses API events through `response.completed`.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    `relay`: the upstream's own Responses events, relayed as they came (UPSTREAM_RESPONSES=native),
+    each under its own type as the SSE event name; nothing of the app's own but its error event
+    when the kit itself fails (timeout, broken connection)."""
+
+    def __init__(self, *args: Any, relay: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.relay = relay
         self.seq = 0
         self.response_id = f"resp_{self.request_id}"
         self.item_id = f"msg_{self.request_id}"
@@ -202,6 +207,8 @@ class ResponsesEncoder(Encoder):
         return {"type": "output_text", "text": "".join(self.text_parts), "annotations": []}
 
     def start(self) -> list[bytes]:
+        if self.relay:
+            return []
         created = self.response("in_progress", [])
         return [
             self._event("response.created", response=created),
@@ -217,6 +224,11 @@ class ResponsesEncoder(Encoder):
         ]
 
     def token(self, chunk: Chunk) -> bytes:
+        if self.relay and chunk.raw is not None and chunk.obj is not None:
+            name = str(chunk.obj["type"])
+            if "\n" in name or "\r" in name:  # a line end in a field would start another field
+                return data_frame(chunk.raw)
+            return b"event: " + name.encode() + b"\n" + data_frame(chunk.raw)
         if not chunk.delta:
             return b""
         self.text_parts.append(chunk.delta)
@@ -230,6 +242,8 @@ class ResponsesEncoder(Encoder):
         )
 
     def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        if self.relay:
+            return []  # the upstream's response.completed went through as it came
         text = "".join(self.text_parts)
         resp_usage: dict[str, Any] | None = None
         if usage is not None:

@@ -28,7 +28,8 @@ Example prompt: `hello fake.tokens=5 fake.tokens_per_second=0 fake.drop_at=3`.
 Replay: `fake.replay=NAME` in the prompt answers with the recorded-style fixture
 `streamkit/replay/NAME.sse` (streaming; the event stream exactly as written there, CR/LF variants,
 comments and multi-line `data` included; the usage-only chunk left out unless the request asked
-for `stream_options.include_usage`, as OpenAI and vLLM do) or `NAME.json` (not streaming). The
+for `stream_options.include_usage`, as OpenAI and vLLM do) or `NAME.json` (not streaming), and
+on `/v1/responses` `NAME.responses.sse` / `NAME.responses.json`. The
 fixtures are written from the OpenAI and vLLM wire formats (see streamkit/replay/README.md).
 
 Models: `--model` takes a comma-separated list (the first is the default); each is served.
@@ -206,7 +207,8 @@ class FakeUpstreamApp:
         replays = _REPLAY.findall(prompt)
         if replays:  # the last one: a tool result may name the fixture of the next turn
             options = getattr(request, "stream_options", None)
-            await _replay(send, replays[-1], request.stream, bool(options and options.include_usage))
+            name = replays[-1] + ("" if path == "/v1/chat/completions" else ".responses")
+            await _replay(send, name, request.stream, bool(options and options.include_usage))
             return
         limit = request.token_limit() if isinstance(request, ChatCompletionRequest) else request.max_output_tokens
         if limit is not None and limit < knobs.tokens:
@@ -259,7 +261,7 @@ def replay_events(name: str, include_usage: bool) -> list[bytes]:
 
 
 async def _replay(send: Send, name: str, stream: bool, include_usage: bool) -> None:
-    if not name.isidentifier() or not (REPLAY_DIR / f"{name}.sse").exists():
+    if not re.fullmatch(r"[a-z0-9_]+(\.responses)?", name) or not (REPLAY_DIR / f"{name}.sse").exists():
         await _error(send, 400, f"No replay fixture named '{name}'.", "invalid_request_error", param="messages")
         return
     if not stream:

@@ -47,6 +47,8 @@ class Generation:
     extra: dict[str, Any] = field(default_factory=dict)
     # Relay each upstream chunk's bytes without parsing them (POST /v1/chat/completions).
     passthrough: bool = False
+    # Which upstream API: `chat` (/chat/completions) or `responses` (/responses, relayed natively).
+    api: str = "chat"
     # Client headers forwarded to the upstream (tracing and request id: see app.upstreams.contract).
     headers: dict[str, str] = field(default_factory=dict)
 

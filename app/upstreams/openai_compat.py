@@ -121,6 +121,22 @@ def _unsettled(data: bytes) -> bool:
     )
 
 
+def _responses_event(data: bytes) -> Chunk:
+    """One event of a natively relayed Responses stream: relayed as it came; parsed for its type
+    (the SSE event name the relay writes again), the final usage and errors."""
+    obj = json.loads(data)
+    kind = obj["type"]
+    chunk = Chunk(raw=data, obj=obj)
+    if kind in ("response.completed", "response.incomplete", "response.failed"):
+        response = obj.get("response") or {}
+        chunk.finish_reason = response.get("status") or "completed"
+        usage = response.get("usage")
+        chunk.usage = usage if isinstance(usage, dict) else None
+    if kind in ("error", "response.failed"):
+        chunk.error = obj
+    return chunk
+
+
 class OpenAIStream:
     """One open upstream generation: chunks in, the upstream response closed by `aclose`.
 
@@ -131,11 +147,15 @@ class OpenAIStream:
     always asks the upstream for it; it is withheld from a client that did not).
     """
 
-    def __init__(self, events: RawEvents, redact: Redactor, passthrough: bool, include_usage: bool) -> None:
+    def __init__(
+        self, events: RawEvents, redact: Redactor, passthrough: bool, include_usage: bool, responses: bool = False
+    ) -> None:
         self._events = events
         self._redact = redact
         self._passthrough = passthrough
         self._include_usage = include_usage
+        self._responses = responses
+        self.finished = False
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         events = self._events
@@ -146,6 +166,12 @@ class OpenAIStream:
             async for data in events:
                 if key and key in data:
                     data = data.replace(key, b"[redacted]")
+                if self._responses:
+                    chunk = _responses_event(data)
+                    finished = finished or chunk.finish_reason is not None
+                    errored = errored or chunk.error is not None
+                    yield chunk
+                    continue
                 if passthrough and not _unsettled(data):
                     yield Chunk(raw=data)
                     continue
@@ -268,6 +294,8 @@ class OpenAIUpstream:
     def _body(self, generation: Generation, stream: bool) -> dict[str, Any]:
         """The client's body as sent (unknown fields included); only what app.upstreams.contract
         lists as `set` is changed."""
+        if generation.api == "responses":
+            return {**generation.extra, **({"stream": True} if stream else {})}
         body = {"model": generation.model, "messages": generation.messages, **generation.extra}
         if generation.max_tokens is not None and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_tokens"] = generation.max_tokens
@@ -280,12 +308,13 @@ class OpenAIUpstream:
     async def _post(self, generation: Generation, stream: bool) -> Any:
         """POST /chat/completions, retrying connect errors only; statuses become UpstreamError."""
         body = self._body(generation, stream)
+        path = "/responses" if generation.api == "responses" else "/chat/completions"
         headers = {"X-Request-ID": generation.request_id, **generation.headers}
         for attempt in range(self._retries + 1):
             try:
                 if stream:
                     return await self._client.post(
-                        "/chat/completions",
+                        path,
                         cast_to=object,
                         body=body,
                         options={"headers": headers},
@@ -293,7 +322,7 @@ class OpenAIUpstream:
                         stream_cls=RawEvents,
                     )
                 return await self._client.post(
-                    "/chat/completions",
+                    path,
                     cast_to=httpx2.Response,
                     body=body,
                     options={"headers": headers},
@@ -319,7 +348,8 @@ class OpenAIUpstream:
 
     async def open(self, generation: Generation) -> OpenAIStream:
         events = await self._post(generation, stream=True)
-        return OpenAIStream(events, self._redact, generation.passthrough, generation.include_usage)
+        responses = generation.api == "responses"
+        return OpenAIStream(events, self._redact, generation.passthrough, generation.include_usage, responses)
 
     async def complete(self, generation: Generation) -> tuple[bytes, dict[str, Any] | None]:
         """Non-streaming, forwarded as non-streaming: the upstream's `chat.completion` body as it

@@ -45,7 +45,8 @@ VIA = ["relay", "nginx"]
 def bases(package_processes: Processes) -> Bases:
     require_binary("nginx")
     upstream = start_fake_upstream(package_processes, package_processes.directory)
-    _, url = package_processes.app(env=app_env(upstream.url))
+    # Responses relayed natively (fake-upstream serves /v1/responses, as OpenAI and vLLM do).
+    _, url = package_processes.app(env=app_env(upstream.url, UPSTREAM_RESPONSES="native"))
     workdir = package_processes.directory / "nginx"
     workdir.mkdir(exist_ok=True)
     cert, key, ca = write_certificates(workdir)

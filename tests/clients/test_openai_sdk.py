@@ -108,3 +108,54 @@ def test_two_turn_tool_loop_on_chat_completions(bases: Bases, via: str) -> None:
     assert loop == chat_tool_loop(sdk(bases, "direct"))
     assert len(loop[0]["tool_calls"]) == 2
     assert loop[1] == "In Paris it is sunny and 14:05."
+
+
+RESPONSES_TOOLS: list[Any] = [
+    {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}, "strict": False},
+    {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}, "strict": False},
+]
+
+
+def responses_tool_loop(client: OpenAI) -> list[Any]:
+    """`responses.stream` with function tools, then the second turn with `function_call_output`
+    items: returns the first turn's function_call items, its argument deltas, usage, and the answer."""
+    ask = [{"role": "user", "content": "weather and time in Paris? fake.replay=tool_calls"}]
+    with client.responses.stream(model=MODEL, input=ask, tools=RESPONSES_TOOLS) as stream:  # type: ignore[arg-type]
+        deltas = [e.delta for e in stream if e.type == "response.function_call_arguments.delta"]
+        first = stream.get_final_response()
+    calls = [item.model_dump() for item in first.output if item.type == "function_call"]
+    results = {"get_weather": "sunny fake.replay=tool_answer", "get_time": "14:05"}
+    second_input: list[Any] = [
+        *ask,
+        *calls,
+        *({"type": "function_call_output", "call_id": c["call_id"], "output": results[c["name"]]} for c in calls),
+    ]
+    with client.responses.stream(model=MODEL, input=second_input, tools=RESPONSES_TOOLS) as stream:  # type: ignore[arg-type]
+        for _ in stream:
+            pass
+        answer = stream.get_final_response()
+    return [calls, deltas, first.usage.model_dump() if first.usage else None, answer.output_text]
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_responses_stream_function_calls_and_two_turn_tool_loop(bases: Bases, via: str) -> None:
+    loop = responses_tool_loop(sdk(bases, via))
+    assert loop == responses_tool_loop(sdk(bases, "direct"))
+    calls, deltas, usage, answer = loop
+    assert [(c["type"], c["name"], c["arguments"]) for c in calls] == [
+        ("function_call", "get_weather", '{"location": "Paris, France"}'),
+        ("function_call", "get_time", '{"timezone": "Europe/Paris"}'),
+    ]
+    assert len(deltas) == 10
+    assert usage["input_tokens_details"]["cached_tokens"] == 3
+    assert usage["output_tokens_details"]["reasoning_tokens"] == 5
+    assert answer == "In Paris it is sunny and 14:05."
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_responses_non_streaming_equals_the_upstreams(bases: Bases, via: str) -> None:
+    def create(name: str) -> dict[str, Any]:
+        ask = "weather and time in Paris? fake.replay=tool_calls"
+        return sdk(bases, name).responses.create(model=MODEL, input=ask, tools=RESPONSES_TOOLS).model_dump()  # type: ignore[arg-type]
+
+    assert create(via) == create("direct")
