@@ -162,20 +162,25 @@ async def _stream(request: Request, route: str, generation: Generation, encoder:
     return response
 
 
-async def _complete(request: Request, route: str, generation: Generation) -> tuple[str, str, dict[str, int]]:
-    """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage."""
+async def _complete(
+    request: Request, route: str, generation: Generation, encoder: Encoder | None = None
+) -> tuple[str, str, dict[str, int]]:
+    """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage
+    (and feed every chunk to `encoder`, which assembles what is more than text: tool calls)."""
     upstream_stream = await _open(request, route, generation)
-    return await _unless_disconnected(request, route, _collect(route, generation, upstream_stream))
+    return await _unless_disconnected(request, route, _collect(route, generation, upstream_stream, encoder))
 
 
 async def _collect(
-    route: str, generation: Generation, upstream_stream: UpstreamStream
+    route: str, generation: Generation, upstream_stream: UpstreamStream, encoder: Encoder | None
 ) -> tuple[str, str, dict[str, int]]:
     parts: list[str] = []
     finish, usage = "stop", None
     reason = metrics.CLIENT_DISCONNECT  # unless it ends below
     try:
         async for chunk in upstream_stream:
+            if encoder is not None and not chunk.withheld:
+                encoder.token(chunk)
             parts.append(chunk.delta)
             finish = chunk.finish_reason or finish
             usage = chunk.usage or usage
@@ -234,6 +239,7 @@ async def chat_stream(
         messages=[{"role": "user", "content": prompt}],
         max_tokens=max_tokens,
         fake=_knobs(settings, upstream, knobs_in),
+        headers=forwarded_headers(request),
     )
     encoder = ChatStreamEncoder(**_encoder_args(request, model))
     return await _stream(request, "chat_stream", generation, encoder)
@@ -288,18 +294,17 @@ def completion_body(encoder: ChatCompletionsEncoder, text: str, finish: str, usa
     }
 
 
-def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, int]) -> dict[str, Any]:
-    """A non-streaming Responses `response` object (also served by `streamkit fake-upstream`)."""
-    encoder.text_parts = [text]
-    return encoder.response(
-        "completed",
-        [encoder.message("completed")],
-        {
-            "input_tokens": usage["prompt_tokens"],
-            "output_tokens": usage["completion_tokens"],
-            "total_tokens": usage["total_tokens"],
-        },
-    )
+def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """A non-streaming Responses `response` object (also served by `streamkit fake-upstream`): the
+    items the encoder assembled from the chunks, or else one message with `text`."""
+    if encoder.message_index is None and not encoder.calls:
+        encoder.text_parts = [text]
+        encoder.message_index = 0
+    return encoder.response("completed", encoder.output(), encoder.usage(usage))
+
+
+# Request parameters a Responses `response` object repeats (translate mode).
+RESPONSE_ECHO = ("tools", "tool_choice", "temperature", "top_p", "parallel_tool_calls", "text", "reasoning", "metadata")
 
 
 @router.post("/v1/responses")
@@ -315,11 +320,17 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         messages=body.messages(),
         max_tokens=body.max_output_tokens,
         fake=_knobs(settings, upstream, body.fake),
+        extra=body.chat_fields(),
+        headers=forwarded_headers(request),
     )
-    encoder = ResponsesEncoder(**_encoder_args(request, body.model))
+    given = {**(body.model_extra or {}), "instructions": body.instructions, "max_output_tokens": body.max_output_tokens}
+    echo = {
+        k: v for k, v in given.items() if k in (*RESPONSE_ECHO, "instructions", "max_output_tokens") and v is not None
+    }
+    encoder = ResponsesEncoder(**_encoder_args(request, body.model), echo=echo)
     if body.stream:
         return await _stream(request, "responses", generation, encoder)
-    text, _, usage = await _complete(request, "responses", generation)
+    text, _, usage = await _complete(request, "responses", generation, encoder)
     return JSONResponse(response_body(encoder, text, usage))
 
 

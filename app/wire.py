@@ -162,14 +162,24 @@ class ResponsesEncoder(Encoder):
 
     `relay`: the upstream's own Responses events, relayed as they came (UPSTREAM_RESPONSES=native),
     each under its own type as the SSE event name; nothing of the app's own but its error event
-    when the kit itself fails (timeout, broken connection)."""
+    when the kit itself fails (timeout, broken connection).
 
-    def __init__(self, *args: Any, relay: bool = False, **kwargs: Any) -> None:
+    Otherwise (translate) it builds the events from Chat Completions chunks: text becomes a
+    `message` item, each tool call a `function_call` item with `response.function_call_arguments`
+    delta/done events, in the order they start; usage details are carried over. `echo` holds the
+    request's parameters the response object repeats (tools, tool_choice, temperature, ...).
+    """
+
+    def __init__(self, *args: Any, relay: bool = False, echo: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.relay = relay
+        self.echo = echo or {}
         self.seq = 0
         self.response_id = f"resp_{self.request_id}"
         self.item_id = f"msg_{self.request_id}"
+        self.message_index: int | None = None  # output index of the message item, once opened
+        self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its function_call item
+        self.next_index = 0
 
     def _event(self, type: str, **fields: Any) -> bytes:
         payload = {"type": type, "sequence_number": self.seq, **fields}
@@ -197,6 +207,7 @@ class ResponsesEncoder(Encoder):
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
+            **self.echo,
         }
 
     def message(self, status: str) -> dict[str, Any]:
@@ -213,14 +224,6 @@ class ResponsesEncoder(Encoder):
         return [
             self._event("response.created", response=created),
             self._event("response.in_progress", response=created),
-            self._event("response.output_item.added", output_index=0, item=self.message("in_progress")),
-            self._event(
-                "response.content_part.added",
-                item_id=self.item_id,
-                output_index=0,
-                content_index=0,
-                part={"type": "output_text", "text": "", "annotations": []},
-            ),
         ]
 
     def token(self, chunk: Chunk) -> bytes:
@@ -229,52 +232,144 @@ class ResponsesEncoder(Encoder):
             if "\n" in name or "\r" in name:  # a line end in a field would start another field
                 return data_frame(chunk.raw)
             return b"event: " + name.encode() + b"\n" + data_frame(chunk.raw)
-        if not chunk.delta:
-            return b""
-        self.text_parts.append(chunk.delta)
-        return self._event(
-            "response.output_text.delta",
-            item_id=self.item_id,
-            output_index=0,
-            content_index=0,
-            delta=chunk.delta,
-            logprobs=[],
-        )
+        frames = []
+        if chunk.delta:
+            frames += self._text(chunk.delta)
+        choices = chunk.obj.get("choices") if chunk.obj is not None else None
+        if choices:
+            for call in (choices[0].get("delta") or {}).get("tool_calls") or []:
+                frames += self._tool_call(call)
+        return b"".join(frames)
 
-    def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+    def _text(self, delta: str) -> list[bytes]:
+        frames = []
+        if self.message_index is None:
+            self.message_index = self._open()
+            frames.append(
+                self._event(
+                    "response.output_item.added", output_index=self.message_index, item=self.message("in_progress")
+                )
+            )
+            frames.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=self.item_id,
+                    output_index=self.message_index,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": []},
+                )
+            )
+        self.text_parts.append(delta)
+        frames.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=self.item_id,
+                output_index=self.message_index,
+                content_index=0,
+                delta=delta,
+                logprobs=[],
+            )
+        )
+        return frames
+
+    def _open(self) -> int:
+        self.next_index += 1
+        return self.next_index - 1
+
+    def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
+        frames = []
+        index = call.get("index", 0)
+        function = call.get("function") or {}
+        item = self.calls.get(index)
+        if item is None:
+            call_id = call.get("id") or f"call_{self.request_id}_{index}"
+            item = {
+                "id": f"fc_{self.request_id}_{index}",
+                "type": "function_call",
+                "status": "in_progress",
+                "arguments": "",
+                "call_id": call_id,
+                "name": function.get("name") or "",
+                "output_index": self._open(),
+            }
+            self.calls[index] = item
+            frames.append(
+                self._event("response.output_item.added", output_index=item["output_index"], item=_item(item))
+            )
+        pieces = function.get("arguments") or ""
+        if pieces:
+            item["arguments"] += pieces
+            frames.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=item["output_index"],
+                    delta=pieces,
+                )
+            )
+        return frames
+
+    def usage(self, usage: dict[str, Any] | None) -> dict[str, Any] | None:
+        if usage is None:
+            return None
+        prompt = usage.get("prompt_tokens_details") or {}
+        completion = usage.get("completion_tokens_details") or {}
+        return {
+            "input_tokens": usage.get("prompt_tokens", 0),
+            "output_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0),
+            "input_tokens_details": {"cached_tokens": prompt.get("cached_tokens") or 0},
+            "output_tokens_details": {"reasoning_tokens": completion.get("reasoning_tokens") or 0},
+        }
+
+    def output(self) -> list[dict[str, Any]]:
+        """The finished output items, in the order they started."""
+        items: list[tuple[int, dict[str, Any]]] = [
+            (c["output_index"], _item(c, "completed")) for c in self.calls.values()
+        ]
+        if self.message_index is not None:
+            items.append((self.message_index, self.message("completed")))
+        return [item for _, item in sorted(items, key=lambda pair: pair[0])]
+
+    def done(self, finish_reason: str, usage: dict[str, Any] | None) -> list[bytes]:
         if self.relay:
             return []  # the upstream's response.completed went through as it came
-        text = "".join(self.text_parts)
-        resp_usage: dict[str, Any] | None = None
-        if usage is not None:
-            resp_usage = {
-                "input_tokens": usage["prompt_tokens"],
-                "output_tokens": usage["completion_tokens"],
-                "total_tokens": usage["total_tokens"],
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens_details": {"reasoning_tokens": 0},
-            }
-        return [
-            self._event(
-                "response.output_text.done",
-                item_id=self.item_id,
-                output_index=0,
-                content_index=0,
-                text=text,
-                logprobs=[],
-            ),
-            self._event(
-                "response.content_part.done",
-                item_id=self.item_id,
-                output_index=0,
-                content_index=0,
-                part=self.text_part(),
-            ),
-            self._event("response.output_item.done", output_index=0, item=self.message("completed")),
-            self._event(
-                "response.completed", response=self.response("completed", [self.message("completed")], resp_usage)
-            ),
-        ]
+        frames = []
+        if self.message_index is not None:
+            index = self.message_index
+            text = "".join(self.text_parts)
+            frames += [
+                self._event(
+                    "response.output_text.done",
+                    item_id=self.item_id,
+                    output_index=index,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                ),
+                self._event(
+                    "response.content_part.done",
+                    item_id=self.item_id,
+                    output_index=index,
+                    content_index=0,
+                    part=self.text_part(),
+                ),
+                self._event("response.output_item.done", output_index=index, item=self.message("completed")),
+            ]
+        for call in self.calls.values():
+            index = call["output_index"]
+            frames += [
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=call["id"],
+                    output_index=index,
+                    arguments=call["arguments"],
+                ),
+                self._event("response.output_item.done", output_index=index, item=_item(call, "completed")),
+            ]
+        final = self.response("completed", self.output(), self.usage(usage))
+        frames.append(self._event("response.completed", response=final))
+        return frames
 
     def error(self, error: dict[str, Any]) -> bytes:
         inner = error["error"]
@@ -285,3 +380,11 @@ class ResponsesEncoder(Encoder):
             param=inner.get("param"),
             error=inner,
         )
+
+
+def _item(call: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+    """A function_call output item (without the encoder's bookkeeping)."""
+    item = {k: v for k, v in call.items() if k != "output_index"}
+    if status:
+        item["status"] = status
+    return item
