@@ -17,6 +17,14 @@ lands at once and the upstream closes within milliseconds. Nothing here polls
 `request.is_disconnected()`. A client that stops reading without closing is caught by the send
 timeout. Headers and the first bytes go out before the upstream's first token, and heartbeat
 comments flow from then on, so idle timeouts at every hop see traffic during a long TTFT.
+
+What crosses the channel: `Chunk`s and, last, one `Terminal`. A relayed chunk (`Chunk.raw`, the
+upstream's own JSON bytes) crosses unchanged; the producer only reads its finish reason, usage and
+error for the accounting (already extracted by the upstream reader, which parses nothing it does
+not have to), and withholds the usage chunk a client did not ask for. The encoder decides what each
+chunk becomes on its endpoint (`Encoder.token`; empty bytes: nothing to send there), and the
+consumer counts every frame it sends as a token (`self.tokens`: the one place to hook token
+accounting).
 """
 
 from __future__ import annotations

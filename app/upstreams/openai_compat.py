@@ -1,29 +1,34 @@
 """Any OpenAI-compatible upstream (OpenAI, vLLM, Ollama, LiteLLM, ...) through the official
 `openai` SDK (`AsyncOpenAI`, which speaks HTTPX2 since openai 3.0).
 
-Every endpoint of the app asks the upstream's `POST /chat/completions` with `stream: true` (the
-one API all of these servers share) and the app re-frames the deltas for its own endpoint.
+What is sent: the client's own body (unknown fields included), changed only where
+`app.upstreams.contract` says so, to the upstream's `POST /chat/completions` (or `/responses` with
+UPSTREAM_RESPONSES=native); non-streaming requests go as non-streaming (`complete`).
 
 The hot path: the SDK sends the request and checks the status (its documented "undocumented
 endpoints" call `client.post(..., stream=True, stream_cls=...)`), then `RawEvents` reads the
-event bytes off its raw HTTP response: no pydantic model per chunk. Each chunk is parsed with
-`json.loads` only to read its delta; its JSON bytes are relayed verbatim (`Chunk.raw`), ids
-included. Relies on `AsyncStream.__stream__` and `drain_response_async` of the pinned openai.
+event bytes off its raw HTTP response: no pydantic model per chunk. For POST /v1/chat/completions
+(`Generation.passthrough`) a chunk is not even parsed unless a byte check (`_unsettled`) finds a
+finish reason, usage or an error in it: its bytes are relayed as they came (`Chunk.raw`). The
+translating endpoints parse each chunk for its text and tool calls. Relies on
+`AsyncStream.__stream__` and `drain_response_async` of the pinned openai.
 
 Cancellation: `aclose()` closes the upstream HTTP response at once, which closes its connection
 (the signal vLLM, Ollama and TGI abort generation on). The streaming core calls it in a shielded
 `finally`, whatever ended the stream; it is never left to garbage collection.
 
-Errors are normalized to `UpstreamError`: HTTP statuses keep their status; connection failures
+Errors become `UpstreamError`: HTTP statuses keep their status and the upstream's error object
+(type, code, param; the message key-redacted, replaced for 401/403); connection failures
 become 502 `upstream_error`; connect and read timeouts become 504 `upstream_timeout`; after the
 first byte the streaming core turns the same errors into one in-band `error` event. Only connect
 errors (refused, connect timeout) are retried, only before the first byte, at most
 UPSTREAM_CONNECT_RETRIES times; the SDK's own retries are off (they would also retry 429/5xx and
 read timeouts).
 
-Key hygiene: the API key lives only in the SDK client. Upstream error text is relayed with the key
-redacted (a hostile or careless upstream may echo it), 401/403 texts are replaced, and exceptions
-are re-raised without their SDK cause (whose message can hold the upstream's raw body).
+Key hygiene: the API key lives only in the SDK client. Every relayed chunk and non-streamed body
+has the key replaced (one substring search per chunk; a hostile or careless upstream may echo it),
+error texts too, 401/403 texts are replaced, and exceptions are re-raised without their SDK cause
+(whose message can hold the upstream's raw body).
 """
 
 from __future__ import annotations
@@ -228,6 +233,8 @@ class Redactor:
 
     def field(self, error: dict[str, Any], name: str) -> str | None:
         value = error.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # vLLM's error `code` is the HTTP status, a number
         return self(value)[:64] if isinstance(value, str) and value else None
 
     def upstream_error(self, error: dict[str, Any], status: int = 502, message: str | None = None) -> UpstreamError:
