@@ -235,7 +235,6 @@ class FakeUpstreamApp:
         exchange = Exchange(receive, send, llm, faults, encoder, len(prompt.split()), presented)
         await exchange.run(request.stream)
 
-
     def _record_request(self, request_id: str, path: str, headers: dict[str, str], body: bytes, presented: str) -> None:
         if not self.record_dir:
             return

@@ -27,9 +27,7 @@ def results(bases: Bases) -> dict[str, dict[str, Any]]:
             pytest.fail(message)
         pytest.skip(message)
     arg = json.dumps({name: [bases.url(name), bases.key(name)] for name in ["direct", *VIA]})
-    run = subprocess.run(
-        [node, "stream_text.mjs", arg], cwd=NODE_DIR, capture_output=True, text=True, timeout=120
-    )
+    run = subprocess.run([node, "stream_text.mjs", arg], cwd=NODE_DIR, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
     found: dict[str, dict[str, Any]] = json.loads(run.stdout.strip().splitlines()[-1])
     return found

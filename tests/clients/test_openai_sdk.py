@@ -38,7 +38,10 @@ def assembled(client: OpenAI, fixture: str, **extra: Any) -> dict[str, Any]:
     """`chat.completions.stream`'s final completion, as a plain dict."""
     messages = [{"role": "user", "content": f"weather and time in Paris? fake.replay={fixture}"}]
     with client.chat.completions.stream(
-        model=MODEL, messages=messages, stream_options={"include_usage": True}, **extra  # type: ignore[arg-type]
+        model=MODEL,
+        messages=messages,
+        stream_options={"include_usage": True},
+        **extra,  # type: ignore[arg-type]
     ) as stream:
         for _ in stream:
             pass

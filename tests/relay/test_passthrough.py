@@ -131,9 +131,7 @@ def test_injection_attempts_create_no_event_on_any_endpoint(relay: Relay) -> Non
     fixture_events = len(replay_events("injection", False))
     through = events(relay.url + "/v1/chat/completions", body("injection"))
     assert len(through) == fixture_events
-    text = "".join(
-        c["choices"][0]["delta"].get("content") or "" for c in map(json.loads, through[:-1]) if c["choices"]
-    )
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in map(json.loads, through[:-1]) if c["choices"])
     assert text == INJECTED and "\n\ndata: " in text and "\r" in text
     with httpx.Client(timeout=30) as client:
         prompt = "replay fake.replay=injection"
@@ -153,3 +151,24 @@ def test_injection_attempts_create_no_event_on_any_endpoint(relay: Relay) -> Non
     for line in re.split(r"\r\n|\r|\n", f"data: {INJECTED}\n\n"):
         count += decoder.decode(line) is not None
     assert count > 1
+
+
+def test_in_stream_error_keeps_the_upstreams_type_and_code_on_translating_endpoints(relay: Relay) -> None:
+    """The endpoints that translate end with their own error event, carrying the upstream's error
+    object (not the kit's `upstream_error`); the negative control is the kit's own failure below."""
+    prompt = "replay fake.replay=stream_error"
+    with httpx.Client(timeout=30) as client:
+        with connect_sse(client, "GET", relay.url + "/v1/chat/stream", params={"prompt": prompt}) as source:
+            named = [(e.event, e.data) for e in source.iter_sse()]
+        assert named[-1][0] == "error"
+        error = json.loads(named[-1][1])["error"]
+        assert (error["type"], error["code"]) == ("server_error", "overloaded")
+        sent = {"model": MODEL, "stream": True, "input": prompt}
+        with connect_sse(client, "POST", relay.url + "/v1/responses", json=sent) as source:
+            last = json.loads([e.data for e in source.iter_sse()][-1])
+        assert last["type"] == "error" and (last["error"]["type"], last["code"]) == ("server_error", "overloaded")
+        # The kit's own failure (the upstream drops the connection) keeps the kit's type.
+        dropped = "x fake.tokens=4 fake.drop_at=2 fake.tokens_per_second=0 fake.first_token_delay=0"
+        with connect_sse(client, "GET", relay.url + "/v1/chat/stream", params={"prompt": dropped}) as source:
+            named = [(e.event, e.data) for e in source.iter_sse()]
+        assert named[-1][0] == "error" and json.loads(named[-1][1])["error"]["type"] == "upstream_error"
