@@ -19,7 +19,7 @@ import pytest
 from openai import OpenAI
 
 from app.upstreams.contract import ROWS, markdown
-from tests.relay.conftest import ADAPTER, API_KEY, MODEL, DeadRelay, Relay, rid
+from tests.relay.conftest import ADAPTER, API_KEY, MODEL, DeadRelay, Relay, app_env, rid
 from tests.relay.test_passthrough import AUTH, body, direct, events, is_usage_chunk
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -275,3 +275,13 @@ def test_n2_both_choices_intact_with_their_own_finish_reason(relay: Relay, strea
         finish = {c.index: c.finish_reason for c in completion.choices}
     assert texts == {0: "Red apple.", 1: "Blue sky"}
     assert finish == {0: "stop", 1: "length"}
+
+
+def test_negative_control_a_configured_model_list_refuses_the_adapter(relay: Relay) -> None:
+    """The same request for the adapter model, against an app that differs only in
+    UPSTREAM_MODELS (a fixed list instead of the upstream's): 404, and /v1/models shows the list."""
+    _, url = relay.processes.app(env=app_env(relay.upstream.url, UPSTREAM_MODELS=MODEL))
+    assert [m["id"] for m in httpx.get(url + "/v1/models", timeout=10).json()["data"]] == [MODEL]
+    refused = httpx.post(url + "/v1/chat/completions", json={**body("refusal"), "model": ADAPTER}, timeout=30)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
+    assert post(relay, {**body("refusal"), "model": ADAPTER}).status_code == 200
