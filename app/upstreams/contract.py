@@ -89,6 +89,13 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         STREAM,
+        "`emitted_at`",
+        "set",
+        "only with EMIT_TIMESTAMPS=true (off by default): the send time in each chunk, for `streamkit probe`",
+        "emitted_at",
+    ),
+    Row(
+        STREAM,
         "the usage-only chunk",
         "withheld",
         "when the client did not ask for `include_usage` (still counted in the metrics)",

@@ -133,6 +133,18 @@ def chunks_identical(relay: Relay, _: DeadRelay) -> None:
 
 
 @check
+def emitted_at(relay: Relay, _: DeadRelay) -> None:
+    assert all("emitted_at" not in data for data in events(relay.url + "/v1/chat/completions", body("tool_calls")))
+    _, url = relay.processes.app(env=app_env(relay.upstream.url, EMIT_TIMESTAMPS="true"))
+    stamped = events(url + "/v1/chat/completions", body("tool_calls"))
+    plain = direct(relay, body("tool_calls"))
+    assert len(stamped) == len(plain)
+    for got, want in zip(stamped[:-1], plain[:-1], strict=True):
+        chunk = json.loads(got)
+        assert isinstance(chunk.pop("emitted_at"), float) and chunk == json.loads(want)
+
+
+@check
 def usage_withheld(relay: Relay, _: DeadRelay) -> None:
     request_id = rid()
     through = events(relay.url + "/v1/chat/completions", body("tool_calls"), {"X-Request-ID": request_id})
