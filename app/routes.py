@@ -17,6 +17,7 @@ from app.schemas import ChatCompletionRequest, FakeKnobsIn, ResponsesRequest
 from app.settings import Settings
 from app.streaming import Stream
 from app.upstreams import Generation, Upstream, UpstreamError, UpstreamStream
+from app.upstreams.contract import FORWARDED_HEADERS
 from app.wire import ChatCompletionsEncoder, ChatStreamEncoder, Encoder, ResponsesEncoder, usage_of
 
 router = APIRouter()
@@ -46,7 +47,7 @@ def _knobs(settings: Settings, upstream: Upstream, knobs: FakeKnobsIn | None) ->
     return knobs.to_knobs(defaults)
 
 
-def _check(
+async def _check(
     settings: Settings,
     upstream: Upstream,
     request: Request,
@@ -57,6 +58,7 @@ def _check(
 ) -> None:
     if request.app.state.drain.draining:
         raise APIError(503, "The server is shutting down; retry the request.", SERVER_SHUTDOWN)
+    await upstream.ensure_models(model)
     if model not in upstream.models:
         raise APIError(404, f"The model '{model}' does not exist.", NOT_FOUND, param="model", code="model_not_found")
     if len(prompt) > settings.max_prompt_chars:
@@ -112,14 +114,37 @@ async def _unless_disconnected(request: Request, route: str, work: Awaitable[T])
     raise ClientGone
 
 
+def _api_error(route: str, exc: UpstreamError) -> APIError:
+    """An upstream failure before the first byte: its status, and the upstream's own error object
+    (type, code, param, message) when the upstream reported one."""
+    metrics.UPSTREAM_ERRORS.labels(route, exc.kind).inc()
+    return APIError(exc.status, exc.message, exc.type, param=exc.param, code=exc.code)
+
+
 async def _open(request: Request, route: str, generation: Generation) -> UpstreamStream:
     """Start the upstream generation; failures known now become a proper HTTP status."""
     _, upstream = _state(request)
     try:
         return await _unless_disconnected(request, route, upstream.open(generation))
     except UpstreamError as exc:
-        metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
-        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from None
+        raise _api_error(route, exc) from None
+
+
+async def _forward(request: Request, route: str, generation: Generation) -> Response:
+    """Non-streaming, relaying: the upstream's own answer, as it came (see OpenAIUpstream.complete
+    for why forwarding beats assembling), cancelled at once if the client leaves first."""
+    _, upstream = _state(request)
+    try:
+        data, _ = await _unless_disconnected(request, route, upstream.complete(generation))  # type: ignore[attr-defined]
+    except UpstreamError as exc:
+        raise _api_error(route, exc) from None
+    return Response(data, media_type="application/json")
+
+
+def forwarded_headers(request: Request) -> dict[str, str]:
+    """The client headers the relay passes on (app.upstreams.contract); the request id travels
+    as `X-Request-ID` separately, and never the client's Authorization or cookies."""
+    return {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
 
 
 async def _stream(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
@@ -137,28 +162,32 @@ async def _stream(request: Request, route: str, generation: Generation, encoder:
     return response
 
 
-async def _complete(request: Request, route: str, generation: Generation) -> tuple[str, str, dict[str, int]]:
-    """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage."""
+async def _complete(
+    request: Request, route: str, generation: Generation, encoder: Encoder | None = None
+) -> tuple[str, str, dict[str, int]]:
+    """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage
+    (and feed every chunk to `encoder`, which assembles what is more than text: tool calls)."""
     upstream_stream = await _open(request, route, generation)
-    return await _unless_disconnected(request, route, _collect(route, generation, upstream_stream))
+    return await _unless_disconnected(request, route, _collect(route, generation, upstream_stream, encoder))
 
 
 async def _collect(
-    route: str, generation: Generation, upstream_stream: UpstreamStream
+    route: str, generation: Generation, upstream_stream: UpstreamStream, encoder: Encoder | None
 ) -> tuple[str, str, dict[str, int]]:
     parts: list[str] = []
     finish, usage = "stop", None
     reason = metrics.CLIENT_DISCONNECT  # unless it ends below
     try:
         async for chunk in upstream_stream:
+            if encoder is not None and not chunk.withheld:
+                encoder.token(chunk)
             parts.append(chunk.delta)
             finish = chunk.finish_reason or finish
             usage = chunk.usage or usage
         reason = metrics.COMPLETED
     except UpstreamError as exc:
-        reason = exc.type
-        metrics.UPSTREAM_ERRORS.labels(route, exc.type).inc()
-        raise APIError(exc.status, exc.message, exc.type, code=exc.code) from None
+        reason = exc.kind
+        raise _api_error(route, exc) from None
     finally:
         with anyio.CancelScope(shield=True):
             await upstream_stream.aclose(reason)
@@ -202,7 +231,7 @@ async def chat_stream(
     knobs_in = None
     if any(v is not None for v in given.values()) or stall_seconds:
         knobs_in = FakeKnobsIn(**given, stall_seconds=stall_seconds)
-    _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
+    await _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
     generation = Generation(
         request_id=request.state.request_id,
         model=model,
@@ -210,6 +239,7 @@ async def chat_stream(
         messages=[{"role": "user", "content": prompt}],
         max_tokens=max_tokens,
         fake=_knobs(settings, upstream, knobs_in),
+        headers=forwarded_headers(request),
     )
     encoder = ChatStreamEncoder(**_encoder_args(request, model))
     return await _stream(request, "chat_stream", generation, encoder)
@@ -217,22 +247,30 @@ async def chat_stream(
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, body: ChatCompletionRequest) -> Response:
+    """Relaying, the client's body goes upstream as it was sent (validated, not rebuilt: unknown
+    fields included) and the upstream's chunks come back as they were sent."""
     settings, upstream = _state(request)
-    _check(settings, upstream, request, body.model, body.prompt(), "messages", body.token_limit())
+    await _check(settings, upstream, request, body.model, body.prompt(), "messages", body.token_limit())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    relay = not settings.uses_fake
+    sent: dict[str, Any] = await request.json() if relay else {}
     generation = Generation(
         request_id=request.state.request_id,
         model=body.model,
         prompt=body.prompt(),
-        messages=[msg.model_dump(exclude_none=True) for msg in body.messages],
-        max_tokens=body.token_limit(),
+        messages=sent.get("messages") or [msg.model_dump(exclude_none=True) for msg in body.messages],
+        max_tokens=None if relay else body.token_limit(),
         include_usage=include_usage,
         fake=_knobs(settings, upstream, body.fake),
-        extra=body.passthrough(),
+        extra={k: v for k, v in sent.items() if k != "fake"},
+        passthrough=relay,
+        headers=forwarded_headers(request),
     )
-    encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage)
+    encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage, relay=relay)
     if body.stream:
         return await _stream(request, "chat_completions", generation, encoder)
+    if relay:
+        return await _forward(request, "chat_completions", generation)
     text, finish, usage = await _complete(request, "chat_completions", generation)
     return JSONResponse(completion_body(encoder, text, finish, usage))
 
@@ -256,24 +294,25 @@ def completion_body(encoder: ChatCompletionsEncoder, text: str, finish: str, usa
     }
 
 
-def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, int]) -> dict[str, Any]:
-    """A non-streaming Responses `response` object (also served by `streamkit fake-upstream`)."""
-    encoder.text_parts = [text]
-    return encoder.response(
-        "completed",
-        [encoder.message("completed")],
-        {
-            "input_tokens": usage["prompt_tokens"],
-            "output_tokens": usage["completion_tokens"],
-            "total_tokens": usage["total_tokens"],
-        },
-    )
+def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """A non-streaming Responses `response` object (also served by `streamkit fake-upstream`): the
+    items the encoder assembled from the chunks, or else one message with `text`."""
+    if encoder.message_index is None and not encoder.calls:
+        encoder.text_parts = [text]
+        encoder.message_index = 0
+    return encoder.response("completed", encoder.output(), encoder.usage(usage))
+
+
+# Request parameters a Responses `response` object repeats (translate mode).
+RESPONSE_ECHO = ("tools", "tool_choice", "temperature", "top_p", "parallel_tool_calls", "text", "reasoning", "metadata")
 
 
 @router.post("/v1/responses")
 async def responses(request: Request, body: ResponsesRequest) -> Response:
     settings, upstream = _state(request)
-    _check(settings, upstream, request, body.model, body.prompt(), "input", body.max_output_tokens)
+    await _check(settings, upstream, request, body.model, body.prompt(), "input", body.max_output_tokens)
+    if not settings.uses_fake and settings.upstream_responses == "native":
+        return await _responses_native(request, body)
     generation = Generation(
         request_id=request.state.request_id,
         model=body.model,
@@ -281,17 +320,45 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         messages=body.messages(),
         max_tokens=body.max_output_tokens,
         fake=_knobs(settings, upstream, body.fake),
+        extra=body.chat_fields(),
+        headers=forwarded_headers(request),
     )
-    encoder = ResponsesEncoder(**_encoder_args(request, body.model))
+    given = {**(body.model_extra or {}), "instructions": body.instructions, "max_output_tokens": body.max_output_tokens}
+    echo = {
+        k: v for k, v in given.items() if k in (*RESPONSE_ECHO, "instructions", "max_output_tokens") and v is not None
+    }
+    encoder = ResponsesEncoder(**_encoder_args(request, body.model), echo=echo)
     if body.stream:
         return await _stream(request, "responses", generation, encoder)
-    text, _, usage = await _complete(request, "responses", generation)
+    text, _, usage = await _complete(request, "responses", generation, encoder)
     return JSONResponse(response_body(encoder, text, usage))
+
+
+async def _responses_native(request: Request, body: ResponsesRequest) -> Response:
+    """UPSTREAM_RESPONSES=native: the client's body to the upstream's `/responses` as sent, its
+    events (or its non-streamed response) back as they came: tools, function_call items,
+    reasoning, usage details and all."""
+    sent: dict[str, Any] = await request.json()
+    generation = Generation(
+        request_id=request.state.request_id,
+        model=body.model,
+        prompt=body.prompt(),
+        messages=[],
+        extra={k: v for k, v in sent.items() if k != "fake"},
+        passthrough=True,
+        headers=forwarded_headers(request),
+        api="responses",
+    )
+    if body.stream:
+        encoder = ResponsesEncoder(**_encoder_args(request, body.model), relay=True)
+        return await _stream(request, "responses", generation, encoder)
+    return await _forward(request, "responses", generation)
 
 
 @router.get("/v1/models")
 async def models(request: Request) -> dict[str, Any]:
     _, upstream = _state(request)
+    await upstream.ensure_models(None)
     return {
         "object": "list",
         "data": [{"id": name, "object": "model", "created": 0, "owned_by": "streamkit"} for name in upstream.models],

@@ -7,6 +7,7 @@ the gunicorn config, `streamkit lint` and the infra tests read their defaults fr
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,15 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = Field(300.0, gt=0)
     # Connect errors before the first byte are retried this many times, never anything else.
     upstream_connect_retries: int = Field(2, ge=0, le=5)
+    # --- i13 (faithful relay): which models the relay accepts ---------------------------------
+    # Comma-separated model names the relay accepts; empty: the upstream's own `GET /models`
+    # (read on first use, every UPSTREAM_MODELS_REFRESH seconds, and when an unknown model is
+    # asked for), plus UPSTREAM_MODEL, the default for /v1/chat/stream.
+    upstream_models: str = ""
+    upstream_models_refresh: float = Field(60.0, gt=0)
+    # POST /v1/responses: `native` relays it to the upstream's own `/responses` byte for byte (OpenAI
+    # and vLLM serve it); `translate` turns it into a Chat Completions stream (any server).
+    upstream_responses: Literal["translate", "native"] = "translate"
 
     # --- built-in fake LLM defaults (per-request knobs override them) -------------------------
     fake_tokens: int = Field(48, ge=0)

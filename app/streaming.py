@@ -17,6 +17,14 @@ lands at once and the upstream closes within milliseconds. Nothing here polls
 `request.is_disconnected()`. A client that stops reading without closing is caught by the send
 timeout. Headers and the first bytes go out before the upstream's first token, and heartbeat
 comments flow from then on, so idle timeouts at every hop see traffic during a long TTFT.
+
+What crosses the channel: `Chunk`s and, last, one `Terminal`. A relayed chunk (`Chunk.raw`, the
+upstream's own JSON bytes) crosses unchanged; the producer only reads its finish reason, usage and
+error for the accounting (already extracted by the upstream reader, which parses nothing it does
+not have to), and withholds the usage chunk a client did not ask for. The encoder decides what each
+chunk becomes on its endpoint (`Encoder.token`; empty bytes: nothing to send there), and the
+consumer counts every frame it sends as a token (`self.tokens`: the one place to hook token
+accounting).
 """
 
 from __future__ import annotations
@@ -62,16 +70,26 @@ HANDOVER_BUFFER = 8
 
 
 class Terminal:
-    """The last item the producer hands over: how the generation ended."""
+    """The last item the producer hands over: how the generation ended. `kind` is the kit's error
+    type (bounded: it labels metrics); `error` the body the client gets, which for an error the
+    upstream reported carries the upstream's own type, code and param. `relayed_error`: the
+    upstream's in-stream error already went to the client as one of its chunks."""
 
-    __slots__ = ("error", "finish_reason", "usage")
+    __slots__ = ("error", "finish_reason", "kind", "relayed_error", "usage")
 
     def __init__(
-        self, finish_reason: str = "stop", usage: dict[str, int] | None = None, error: dict[str, Any] | None = None
+        self,
+        finish_reason: str = "stop",
+        usage: dict[str, int] | None = None,
+        error: dict[str, Any] | None = None,
+        kind: str = "",
+        relayed_error: bool = False,
     ) -> None:
         self.finish_reason = finish_reason
         self.usage = usage
         self.error = error
+        self.kind = kind
+        self.relayed_error = relayed_error
 
 
 class _Response(EventSourceResponse):
@@ -122,31 +140,39 @@ class Stream:
     async def _pump(self) -> Terminal:
         scope = anyio.CancelScope(deadline=anyio.current_time() + self.settings.max_stream_seconds)
         self.drain.register(scope)
-        finish_reason, usage = "stop", None
+        finish_reason, usage, relayed_error = "stop", None, False
         closing = m.COMPLETED
         try:
             with scope:
                 async for chunk in self.upstream:
+                    # Accounting only: an upstream chunk (`raw`) is handed over unchanged.
                     if chunk.finish_reason is not None:
                         finish_reason = chunk.finish_reason
                     if chunk.usage is not None:
-                        usage = chunk.usage
-                    if chunk.delta:
-                        await self._send.send(chunk)  # BrokenResourceError: consumer gone
+                        usage = chunk.usage  # also from a withheld usage chunk: still counted
+                    if chunk.raw is not None:
+                        if chunk.error is not None:
+                            relayed_error = True
+                            closing = m.UPSTREAM_ERROR
+                            m.UPSTREAM_ERRORS.labels(self.route, UPSTREAM_ERROR).inc()
+                        if not chunk.withheld:
+                            await self._send.send(chunk)  # BrokenResourceError: consumer gone
+                    elif chunk.delta:
+                        await self._send.send(chunk)
             if scope.cancelled_caught:
                 if self.drain.draining:
                     closing = m.SHUTDOWN
                     return self._error(SERVER_SHUTDOWN, "The server is shutting down; retry the request.")
                 closing = m.UPSTREAM_TIMEOUT
                 return self._error(UPSTREAM_TIMEOUT, "The stream exceeded the maximum stream duration.")
-            return Terminal(finish_reason, usage)
+            return Terminal(finish_reason, usage, relayed_error=relayed_error)
         except anyio.BrokenResourceError:
             closing = self.end_reason()
             raise
         except UpstreamError as exc:
-            closing = exc.type
-            m.UPSTREAM_ERRORS.labels(self.route, exc.type).inc()
-            return self._error(exc.type, exc.message, exc.code)
+            closing = exc.kind
+            m.UPSTREAM_ERRORS.labels(self.route, exc.kind).inc()
+            return Terminal(error=exc.body(), kind=exc.kind)
         except Exception:
             closing = m.UPSTREAM_ERROR
             m.UPSTREAM_ERRORS.labels(self.route, SERVER_ERROR).inc()
@@ -162,8 +188,8 @@ class Stream:
             if closing == m.CLIENT_DISCONNECT and self.disconnected_at is not None:
                 m.UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(self.route).observe(time.perf_counter() - self.disconnected_at)
 
-    def _error(self, type: str, message: str, code: str | None = None) -> Terminal:
-        return Terminal(error=error_body(message, type, None, code))
+    def _error(self, type: str, message: str) -> Terminal:
+        return Terminal(error=error_body(message, type), kind=type)
 
     def end_reason(self) -> str:
         """Why a stream ends without its terminal event reaching the client (decided once)."""
@@ -182,29 +208,36 @@ class Stream:
         m.ACTIVE_STREAMS.labels(route).inc()
         gap = m.INTER_TOKEN_GAP.labels(route)  # resolved once: the loop below runs per token
         last_token_at = 0.0
+        # A relayed stream opens with the upstream's first chunk (no frame of the app's own):
+        # its first byte is then its first token. Headers went out before either.
+        opening = self.encoder.start()
         try:
-            first, *rest = self.encoder.start()
-            yield first
-            m.TIME_TO_FIRST_BYTE.labels(route).observe(time.perf_counter() - self.received_at)
-            for frame in rest:
+            for i, frame in enumerate(opening):
                 yield frame
+                if i == 0:
+                    m.TIME_TO_FIRST_BYTE.labels(route).observe(time.perf_counter() - self.received_at)
             async with self._receive:
                 async for item in self._receive:
                     if isinstance(item, Chunk):
+                        frame = self.encoder.token(item)
+                        if not frame:
+                            continue  # nothing this endpoint carries (e.g. a tool call on /v1/chat/stream)
                         now = time.perf_counter()
                         if self.tokens:
                             gap.observe(now - last_token_at)
                         else:
                             m.TIME_TO_FIRST_TOKEN.labels(route).observe(now - self.received_at)
+                            if not opening:
+                                m.TIME_TO_FIRST_BYTE.labels(route).observe(now - self.received_at)
                         last_token_at = now
                         self.tokens += 1
-                        yield self.encoder.token(item)
+                        yield frame
                         continue
                     if item.error is not None:
-                        self.outcome = _OUTCOME_OF_ERROR.get(item.error["error"]["type"], m.UPSTREAM_ERROR)
+                        self.outcome = _OUTCOME_OF_ERROR.get(item.kind, m.UPSTREAM_ERROR)
                         yield self.encoder.error(item.error)
                     else:
-                        self.outcome = m.COMPLETED
+                        self.outcome = m.UPSTREAM_ERROR if item.relayed_error else m.COMPLETED
                         usage = item.usage or usage_of(self.prompt_tokens, self.tokens)
                         for frame in self.encoder.done(item.finish_reason, usage):
                             yield frame

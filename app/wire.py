@@ -28,6 +28,16 @@ def sse(data: str, event: str | None = None, id: int | None = None, retry: int |
     return f"{head}data: {data}\n\n".encode()
 
 
+def data_frame(data: bytes) -> bytes:
+    """One SSE event whose `data` is these bytes. Data the upstream sent over several `data:`
+    lines (joined with LF by the EventSplitter, which also turned every CR into LF) goes out as
+    several `data:` lines again: a bare newline inside one `data:` line would end the field and
+    leave the client broken JSON."""
+    if b"\n" in data:
+        data = data.replace(b"\n", b"\ndata: ")
+    return b"data: " + data + b"\n\n"
+
+
 def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt_tokens,
@@ -51,6 +61,7 @@ class Encoder:
         return []
 
     def token(self, chunk: Chunk) -> bytes:
+        """The frame for one chunk; empty when this endpoint has nothing to send for it."""
         raise NotImplementedError
 
     def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
@@ -76,6 +87,8 @@ class ChatStreamEncoder(Encoder):
         return [sse(data, "start", self._next_id(), self.retry_ms)]
 
     def token(self, chunk: Chunk) -> bytes:
+        if not chunk.delta:
+            return b""  # this endpoint carries text only (tool calls, reasoning: use /v1/chat/completions)
         payload: dict[str, Any] = {"delta": chunk.delta}
         if self.emit_timestamps:
             payload["emitted_at"] = time.time()
@@ -90,11 +103,18 @@ class ChatStreamEncoder(Encoder):
 
 
 class ChatCompletionsEncoder(Encoder):
-    """POST /v1/chat/completions with stream=true: OpenAI chunks, then `data: [DONE]`."""
+    """POST /v1/chat/completions with stream=true: OpenAI chunks, then `data: [DONE]`.
 
-    def __init__(self, *args: Any, include_usage: bool = False, **kwargs: Any) -> None:
+    `relay`: the chunks are an upstream's, relayed as they came (`Chunk.raw`): no opening, closing
+    or usage chunk of the app's own, so every event carries the upstream's identity (id, created,
+    model, system_fingerprint) and the stream is the upstream's stream. Without it (the built-in
+    fake LLM, and fake-upstream itself) the encoder frames the whole stream.
+    """
+
+    def __init__(self, *args: Any, include_usage: bool = False, relay: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.include_usage = include_usage
+        self.relay = relay
         self.completion_id = f"chatcmpl-{self.request_id}"
         self._prefix = (
             '{"id":'
@@ -111,18 +131,22 @@ class ChatCompletionsEncoder(Encoder):
         return b"data: " + (self._prefix + body + stamp + "}").encode() + b"\n\n"
 
     def start(self) -> list[bytes]:
+        if self.relay:
+            return []
         return [self._chunk('"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]')]
 
     def token(self, chunk: Chunk) -> bytes:
         if chunk.raw is not None:
-            if self.emit_timestamps:
-                return b"data: " + chunk.raw[:-1] + f',"emitted_at":{time.time()}}}'.encode() + b"\n\n"
-            return b"data: " + chunk.raw + b"\n\n"
+            if self.emit_timestamps and chunk.raw.endswith(b"}"):
+                return data_frame(chunk.raw[:-1] + f',"emitted_at":{time.time()}}}'.encode())
+            return data_frame(chunk.raw)
         return self._chunk(
             '"choices":[{"index":0,"delta":{"content":' + _dumps(chunk.delta) + '},"finish_reason":null}]'
         )
 
     def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
+        if self.relay:
+            return [b"data: [DONE]\n\n"]  # the upstream's finish and usage chunks went through as they came
         out = [self._chunk('"choices":[{"index":0,"delta":{},"finish_reason":' + _dumps(finish_reason) + "}]")]
         if self.include_usage and usage is not None:
             out.append(self._chunk('"choices":[],"usage":' + _dumps(usage)))
@@ -134,13 +158,28 @@ class ChatCompletionsEncoder(Encoder):
 
 
 class ResponsesEncoder(Encoder):
-    """POST /v1/responses with stream=true: Responses API events through `response.completed`."""
+    """POST /v1/responses with stream=true: Responses API events through `response.completed`.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    `relay`: the upstream's own Responses events, relayed as they came (UPSTREAM_RESPONSES=native),
+    each under its own type as the SSE event name; nothing of the app's own but its error event
+    when the kit itself fails (timeout, broken connection).
+
+    Otherwise (translate) it builds the events from Chat Completions chunks: text becomes a
+    `message` item, each tool call a `function_call` item with `response.function_call_arguments`
+    delta/done events, in the order they start; usage details are carried over. `echo` holds the
+    request's parameters the response object repeats (tools, tool_choice, temperature, ...).
+    """
+
+    def __init__(self, *args: Any, relay: bool = False, echo: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.relay = relay
+        self.echo = echo or {}
         self.seq = 0
         self.response_id = f"resp_{self.request_id}"
         self.item_id = f"msg_{self.request_id}"
+        self.message_index: int | None = None  # output index of the message item, once opened
+        self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its function_call item
+        self.next_index = 0
 
     def _event(self, type: str, **fields: Any) -> bytes:
         payload = {"type": type, "sequence_number": self.seq, **fields}
@@ -168,6 +207,7 @@ class ResponsesEncoder(Encoder):
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
+            **self.echo,
         }
 
     def message(self, status: str) -> dict[str, Any]:
@@ -178,63 +218,158 @@ class ResponsesEncoder(Encoder):
         return {"type": "output_text", "text": "".join(self.text_parts), "annotations": []}
 
     def start(self) -> list[bytes]:
+        if self.relay:
+            return []
         created = self.response("in_progress", [])
         return [
             self._event("response.created", response=created),
             self._event("response.in_progress", response=created),
-            self._event("response.output_item.added", output_index=0, item=self.message("in_progress")),
-            self._event(
-                "response.content_part.added",
-                item_id=self.item_id,
-                output_index=0,
-                content_index=0,
-                part={"type": "output_text", "text": "", "annotations": []},
-            ),
         ]
 
     def token(self, chunk: Chunk) -> bytes:
-        self.text_parts.append(chunk.delta)
-        return self._event(
-            "response.output_text.delta",
-            item_id=self.item_id,
-            output_index=0,
-            content_index=0,
-            delta=chunk.delta,
-            logprobs=[],
-        )
+        if self.relay and chunk.raw is not None and chunk.obj is not None:
+            name = str(chunk.obj["type"])
+            if "\n" in name or "\r" in name:  # a line end in a field would start another field
+                return data_frame(chunk.raw)
+            return b"event: " + name.encode() + b"\n" + data_frame(chunk.raw)
+        frames = []
+        if chunk.delta:
+            frames += self._text(chunk.delta)
+        choices = chunk.obj.get("choices") if chunk.obj is not None else None
+        if choices:
+            for call in (choices[0].get("delta") or {}).get("tool_calls") or []:
+                frames += self._tool_call(call)
+        return b"".join(frames)
 
-    def done(self, finish_reason: str, usage: dict[str, int] | None) -> list[bytes]:
-        text = "".join(self.text_parts)
-        resp_usage: dict[str, Any] | None = None
-        if usage is not None:
-            resp_usage = {
-                "input_tokens": usage["prompt_tokens"],
-                "output_tokens": usage["completion_tokens"],
-                "total_tokens": usage["total_tokens"],
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens_details": {"reasoning_tokens": 0},
-            }
-        return [
+    def _text(self, delta: str) -> list[bytes]:
+        frames = []
+        if self.message_index is None:
+            self.message_index = self._open()
+            frames.append(
+                self._event(
+                    "response.output_item.added", output_index=self.message_index, item=self.message("in_progress")
+                )
+            )
+            frames.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=self.item_id,
+                    output_index=self.message_index,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": []},
+                )
+            )
+        self.text_parts.append(delta)
+        frames.append(
             self._event(
-                "response.output_text.done",
+                "response.output_text.delta",
                 item_id=self.item_id,
-                output_index=0,
+                output_index=self.message_index,
                 content_index=0,
-                text=text,
+                delta=delta,
                 logprobs=[],
-            ),
-            self._event(
-                "response.content_part.done",
-                item_id=self.item_id,
-                output_index=0,
-                content_index=0,
-                part=self.text_part(),
-            ),
-            self._event("response.output_item.done", output_index=0, item=self.message("completed")),
-            self._event(
-                "response.completed", response=self.response("completed", [self.message("completed")], resp_usage)
-            ),
+            )
+        )
+        return frames
+
+    def _open(self) -> int:
+        self.next_index += 1
+        return self.next_index - 1
+
+    def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
+        frames = []
+        index = call.get("index", 0)
+        function = call.get("function") or {}
+        item = self.calls.get(index)
+        if item is None:
+            call_id = call.get("id") or f"call_{self.request_id}_{index}"
+            item = {
+                "id": f"fc_{self.request_id}_{index}",
+                "type": "function_call",
+                "status": "in_progress",
+                "arguments": "",
+                "call_id": call_id,
+                "name": function.get("name") or "",
+                "output_index": self._open(),
+            }
+            self.calls[index] = item
+            frames.append(
+                self._event("response.output_item.added", output_index=item["output_index"], item=_item(item))
+            )
+        pieces = function.get("arguments") or ""
+        if pieces:
+            item["arguments"] += pieces
+            frames.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=item["output_index"],
+                    delta=pieces,
+                )
+            )
+        return frames
+
+    def usage(self, usage: dict[str, Any] | None) -> dict[str, Any] | None:
+        if usage is None:
+            return None
+        prompt = usage.get("prompt_tokens_details") or {}
+        completion = usage.get("completion_tokens_details") or {}
+        return {
+            "input_tokens": usage.get("prompt_tokens", 0),
+            "output_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0),
+            "input_tokens_details": {"cached_tokens": prompt.get("cached_tokens") or 0},
+            "output_tokens_details": {"reasoning_tokens": completion.get("reasoning_tokens") or 0},
+        }
+
+    def output(self) -> list[dict[str, Any]]:
+        """The finished output items, in the order they started."""
+        items: list[tuple[int, dict[str, Any]]] = [
+            (c["output_index"], _item(c, "completed")) for c in self.calls.values()
         ]
+        if self.message_index is not None:
+            items.append((self.message_index, self.message("completed")))
+        return [item for _, item in sorted(items, key=lambda pair: pair[0])]
+
+    def done(self, finish_reason: str, usage: dict[str, Any] | None) -> list[bytes]:
+        if self.relay:
+            return []  # the upstream's response.completed went through as it came
+        frames = []
+        if self.message_index is not None:
+            index = self.message_index
+            text = "".join(self.text_parts)
+            frames += [
+                self._event(
+                    "response.output_text.done",
+                    item_id=self.item_id,
+                    output_index=index,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                ),
+                self._event(
+                    "response.content_part.done",
+                    item_id=self.item_id,
+                    output_index=index,
+                    content_index=0,
+                    part=self.text_part(),
+                ),
+                self._event("response.output_item.done", output_index=index, item=self.message("completed")),
+            ]
+        for call in self.calls.values():
+            index = call["output_index"]
+            frames += [
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=call["id"],
+                    output_index=index,
+                    arguments=call["arguments"],
+                ),
+                self._event("response.output_item.done", output_index=index, item=_item(call, "completed")),
+            ]
+        final = self.response("completed", self.output(), self.usage(usage))
+        frames.append(self._event("response.completed", response=final))
+        return frames
 
     def error(self, error: dict[str, Any]) -> bytes:
         inner = error["error"]
@@ -245,3 +380,11 @@ class ResponsesEncoder(Encoder):
             param=inner.get("param"),
             error=inner,
         )
+
+
+def _item(call: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+    """A function_call output item (without the encoder's bookkeeping)."""
+    item = {k: v for k, v in call.items() if k != "output_index"}
+    if status:
+        item["status"] = status
+    return item

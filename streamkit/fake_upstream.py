@@ -25,6 +25,19 @@ whole prompt, knobs included). Names:
 
 Example prompt: `hello fake.tokens=5 fake.tokens_per_second=0 fake.drop_at=3`.
 
+Replay: `fake.replay=NAME` in the prompt answers with the recorded-style fixture
+`streamkit/replay/NAME.sse` (streaming; the event stream exactly as written there, CR/LF variants,
+comments and multi-line `data` included; the usage-only chunk left out unless the request asked
+for `stream_options.include_usage`, as OpenAI and vLLM do) or `NAME.json` (not streaming), and
+on `/v1/responses` `NAME.responses.sse` / `NAME.responses.json`. The
+fixtures are written from the OpenAI and vLLM wire formats (see streamkit/replay/README.md).
+
+Models: `--model` takes a comma-separated list (the first is the default); each is served.
+
+Request records: with a record dir, every generation request also leaves
+`<request id>.request.json`: the body as received, the headers (Authorization only as whether it
+matched the key), so the relay tests can check what the app forwards.
+
 With `--api-key`, requests must carry `Authorization: Bearer <key>`. Error messages (the 401 and
 every fault knob's) echo the key the client presented: a careless upstream on purpose, so the
 relay tests prove that the app never passes an upstream's key on. The key is never logged.
@@ -39,6 +52,7 @@ it; otherwise `completed`, `dropped`, `error` or `status`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -46,6 +60,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -67,7 +82,13 @@ log = logging.getLogger("streamkit.fake_upstream")
 
 DEFAULT_MODEL = "fake-upstream"
 _KNOB = re.compile(r"\bfake\.([a-z_]+)=([0-9.]+)")
+_REPLAY = re.compile(r"\bfake\.replay=([a-z0-9_]+)")
+REPLAY_DIR = Path(__file__).parent / "replay"
+# One SSE event with the blank line that ends it (any of the spec's line ends).
+_EVENT = re.compile(rb"(?:.*?)(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)", re.DOTALL)
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+# A header of the upstream's own on replayed answers (OpenAI sends this one): the relay must not pass it on.
+_UPSTREAM_HEADER = (b"openai-processing-ms", b"7")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +100,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8100, help="port (default 8100)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"the model name it serves (default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"the model names it serves, comma-separated (default {DEFAULT_MODEL})"
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get("FAKE_UPSTREAM_API_KEY", ""),
@@ -131,7 +154,8 @@ class FakeUpstreamApp:
     def __init__(
         self, model: str = DEFAULT_MODEL, api_key: str = "", defaults: FakeKnobs | None = None, record_dir: str = ""
     ) -> None:
-        self.model = model
+        self.models = [name.strip() for name in model.split(",") if name.strip()]
+        self.model = self.models[0]
         self.api_key = api_key
         self.defaults = defaults or FakeKnobs()
         self.record_dir = record_dir
@@ -146,7 +170,7 @@ class FakeUpstreamApp:
             return
         route = (scope["method"], scope["path"].rstrip("/"))
         if route == ("GET", "/v1/models"):
-            data = [{"id": self.model, "object": "model", "created": 0, "owned_by": "streamkit"}]
+            data = [{"id": name, "object": "model", "created": 0, "owned_by": "streamkit"} for name in self.models]
             await _json(send, 200, {"object": "list", "data": data})
         elif route in (("POST", "/v1/chat/completions"), ("POST", "/v1/responses")):
             await self._generate(scope, receive, send, route[1])
@@ -167,6 +191,7 @@ class FakeUpstreamApp:
             await _error(send, 401, message, "invalid_request_error", "invalid_api_key")
             return
         body = await _read_body(receive)
+        self._record_request(request_id, path, headers, body, presented)
         schema: type[BaseModel] = ChatCompletionRequest if path == "/v1/chat/completions" else ResponsesRequest
         try:
             request: ChatCompletionRequest | ResponsesRequest = schema.model_validate_json(body)  # type: ignore[assignment]
@@ -175,9 +200,15 @@ class FakeUpstreamApp:
         except (ValidationError, ValueError) as exc:
             await _error(send, 400, str(exc)[:500], "invalid_request_error")
             return
-        if request.model != self.model:
+        if request.model not in self.models:
             message = f"The model '{request.model}' does not exist."
             await _error(send, 404, message, "not_found_error", "model_not_found")
+            return
+        replays = _REPLAY.findall(prompt)
+        if replays:  # the last one: a tool result may name the fixture of the next turn
+            options = getattr(request, "stream_options", None)
+            name = replays[-1] + ("" if path == "/v1/chat/completions" else ".responses")
+            await _replay(send, name, request.stream, bool(options and options.include_usage))
             return
         limit = request.token_limit() if isinstance(request, ChatCompletionRequest) else request.max_output_tokens
         if limit is not None and limit < knobs.tokens:
@@ -203,6 +234,56 @@ class FakeUpstreamApp:
             encoder = ResponsesEncoder(**common, retry_ms=0)
         exchange = Exchange(receive, send, llm, faults, encoder, len(prompt.split()), presented)
         await exchange.run(request.stream)
+
+    def _record_request(self, request_id: str, path: str, headers: dict[str, str], body: bytes, presented: str) -> None:
+        if not self.record_dir:
+            return
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        seen = {k: v for k, v in headers.items() if k != "authorization"}
+        auth = "absent" if "authorization" not in headers else "key" if presented == self.api_key else "other"
+        record = {"path": path, "body": parsed, "headers": seen, "authorization": auth}
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", request_id)
+        (Path(self.record_dir) / f"{name}.request.json").write_text(json.dumps(record))
+
+
+def replay_events(name: str, include_usage: bool) -> list[bytes]:
+    """The fixture's events as written (each with its blank line), the usage-only chunk left out
+    unless asked for. Raises FileNotFoundError for an unknown fixture."""
+    raw = (REPLAY_DIR / f"{name}.sse").read_bytes()
+    events = _EVENT.findall(raw)
+    if not include_usage:
+        events = [e for e in events if not (b'"choices":[]' in e and b'"usage":{' in e)]
+    return events
+
+
+async def _replay(send: Send, name: str, stream: bool, include_usage: bool) -> None:
+    if not re.fullmatch(r"[a-z0-9_]+(\.responses)?", name) or not (REPLAY_DIR / f"{name}.sse").exists():
+        await _error(send, 400, f"No replay fixture named '{name}'.", "invalid_request_error", param="messages")
+        return
+    if not stream:
+        path = REPLAY_DIR / f"{name}.json"
+        if not path.exists():
+            await _error(send, 400, f"The fixture '{name}' streams only.", "invalid_request_error", param="stream")
+            return
+        body = path.read_bytes()
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), _UPSTREAM_HEADER]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, _UPSTREAM_HEADER]})
+    # In small pieces, so that events (and CR LF pairs) straddle reads on the relay's side.
+    data = b"".join(replay_events(name, include_usage))
+    for at in range(0, len(data), REPLAY_PIECE):
+        await send({"type": "http.response.body", "body": data[at : at + REPLAY_PIECE], "more_body": True})
+        await anyio.sleep(0.001)  # a separate write each time, not one coalesced segment
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# Bytes per write while replaying (odd, so that pieces end anywhere: inside a CR LF pair too).
+REPLAY_PIECE = 97
 
 
 class Exchange:
@@ -324,10 +405,12 @@ class _Dropped(Exception):
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-async def _error(send: Send, status: int, message: str, type_: str, code: str | None = None) -> None:
+async def _error(
+    send: Send, status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+) -> None:
     from app.errors import error_body
 
-    await _json(send, status, error_body(message, type_, None, code))
+    await _json(send, status, error_body(message, type_, param, code))
 
 
 async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
@@ -348,6 +431,10 @@ async def _read_body(receive: Receive) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+
+    # The modules the first request would import (FastAPI, pydantic schemas): load them now, so
+    # that the first answer is as quick as the others (relay tests run with a 1.5 s read timeout).
+    importlib.import_module("app.routes")
 
     app = FakeUpstreamApp(
         model=args.model,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.errors import UPSTREAM_ERROR
+from app.errors import UPSTREAM_ERROR, error_body
 from app.fakellm import FakeKnobs
 
 
@@ -15,13 +15,21 @@ class Chunk:
     """One piece of upstream output.
 
     `raw` is the upstream's own `chat.completion.chunk` JSON when there is one: the
-    chat.completions endpoint relays it verbatim (ids kept, no model built per chunk).
+    chat.completions endpoint relays it verbatim, whatever it holds (tool calls, refusal,
+    reasoning, logprobs, several choices, unknown fields), with the upstream's identity kept.
+    `delta` (the first choice's text) and `obj` (the parsed chunk) are filled only for the
+    endpoints that translate (`/v1/chat/stream`, `/v1/responses`): relaying needs no parse.
     """
 
     delta: str = ""
     raw: bytes | None = None
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    # The usage-only chunk the relay asked for on the client's behalf: counted, never sent.
+    withheld: bool = False
+    # An in-stream upstream error object (relayed as the upstream sent it, key redacted).
+    error: dict[str, Any] | None = None
+    obj: dict[str, Any] | None = None
 
 
 @dataclass
@@ -37,17 +45,39 @@ class Generation:
     fake: FakeKnobs | None = None
     # Extra OpenAI parameters relayed to an OpenAI-compatible upstream unchanged.
     extra: dict[str, Any] = field(default_factory=dict)
+    # Relay each upstream chunk's bytes without parsing them (POST /v1/chat/completions).
+    passthrough: bool = False
+    # Which upstream API: `chat` (/chat/completions) or `responses` (/responses, relayed natively).
+    api: str = "chat"
+    # Client headers forwarded to the upstream (tracing and request id: see app.upstreams.contract).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class UpstreamError(Exception):
-    """An upstream failure, already normalized to the kit's error types."""
+    """An upstream failure: the kit's own types for the kit's own failures (unreachable, timeout,
+    broken stream); the upstream's own `type`, `code` and `param` when the upstream reported it."""
 
-    def __init__(self, message: str, type: str = UPSTREAM_ERROR, status: int = 502, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        type: str = UPSTREAM_ERROR,
+        status: int = 502,
+        code: str | None = None,
+        param: str | None = None,
+        upstream: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.type = type
         self.status = status
         self.code = code
+        self.param = param
+        # The kit's own type for metric labels and outcomes (bounded): an error the upstream
+        # reported counts as `upstream_error` whatever its own type.
+        self.kind = UPSTREAM_ERROR if upstream else type
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
 
 
 class UpstreamStream(Protocol):
@@ -61,6 +91,10 @@ class UpstreamStream(Protocol):
 
 class Upstream(Protocol):
     models: list[str]
+
+    async def ensure_models(self, wanted: str | None) -> None:
+        """Bring `models` up to date (an OpenAI-compatible upstream lists its own)."""
+        ...
 
     async def open(self, generation: Generation) -> UpstreamStream:
         """Start a generation. Failures known before streaming raise UpstreamError."""

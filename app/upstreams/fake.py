@@ -37,6 +37,9 @@ class FakeUpstream:
             first_token_delay=settings.fake_first_token_delay,
         )
 
+    async def ensure_models(self, wanted: str | None) -> None:
+        return None
+
     async def open(self, generation: Generation) -> FakeStream:
         knobs = generation.fake or self.defaults
         if generation.max_tokens is not None and generation.max_tokens < knobs.tokens:

@@ -3,12 +3,14 @@ processes on 127.0.0.1, shared by the whole package (started once, stopped by PI
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,8 @@ from tests.conftest import Processes
 # response, event, log line and metric label for it.
 API_KEY = f"sk-streamkit-relay-{uuid.uuid4().hex}-DO-NOT-LEAK"
 MODEL = "fake-upstream"
+# A second model fake-upstream serves (as vLLM serves LoRA adapters next to the base model).
+ADAPTER = "fake-upstream-lora"
 
 # Shortened timings (the documented substitution: the app's environment variables).
 PING_INTERVAL = 1.0
@@ -60,6 +64,13 @@ class FakeUpstream:
         """fake-upstream has started generating for this request (its log says so)."""
         return f"request {request_id} " in self.proc.log_path.read_text(errors="replace")
 
+    def received(self, request_id: str) -> dict[str, Any]:
+        """What fake-upstream received for this request: body, headers, whether it had the key."""
+        path = self.records / f"{request_id}.request.json"
+        wait_until(path.exists, 10, what=f"request record {request_id}")
+        found: dict[str, Any] = json.loads(path.read_text())
+        return found
+
     def requests_for(self, request_id: str) -> int:
         return self.proc.log_path.read_text(errors="replace").count(f"request {request_id} ")
 
@@ -78,7 +89,7 @@ def start_fake_upstream(processes: Processes, directory: Path) -> FakeUpstream:
     records = directory / f"records-{uuid.uuid4().hex[:8]}"
     records.mkdir(parents=True)
     env = {"FAKE_UPSTREAM_API_KEY": API_KEY, "FAKE_RECORD_DIR": str(records)}
-    proc, url = local.start_fake_upstream(directory, env=env)
+    proc, url = local.start_fake_upstream(directory, env=env, extra_args=["--model", f"{MODEL},{ADAPTER}"])
     processes.add(proc)
     return FakeUpstream(proc, url, records)
 

@@ -43,4 +43,19 @@ async def chat_stream(request: Request) -> StreamingResponse:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-app = Starlette(routes=[Route("/v1/chat/stream", chat_stream)])
+async def chat_completions(request: Request) -> StreamingResponse:
+    """The tutorial relay of Chat Completions: each chunk parsed into the SDK's model and dumped
+    again (tests/relay/test_passthrough.py must see that it is not the upstream's stream)."""
+    stream = await client.chat.completions.create(**(await request.json()))
+
+    async def events() -> AsyncIterator[str]:
+        async for chunk in stream:
+            yield f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+app = Starlette(
+    routes=[Route("/v1/chat/stream", chat_stream), Route("/v1/chat/completions", chat_completions, methods=["POST"])]
+)

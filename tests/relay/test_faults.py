@@ -100,9 +100,12 @@ def test_in_band_error_shape_on_openai_endpoints(relay: Relay, path: str, body: 
     obs = observe(relay.url + path, method="POST", json_body=body, timeout=30)
     last = obs.events[-1].json()
     if path == "/v1/chat/completions":
-        # OpenAI's and vLLM's shape: a `data: {"error": ...}` chunk, then nothing (no [DONE]).
-        assert last["error"]["type"] == "upstream_error"
-        assert sum(1 for e in obs.events if e.data == "[DONE]" or "error" in (e.json() or {})) == 1
+        # The upstream's `data: {"error": ...}` chunk as it sent it (its type and code; the key
+        # redacted), then the `[DONE]` that ends every relayed stream (vLLM sends one too).
+        errors = [e.json() for e in obs.events if "error" in (e.json() or {})]
+        assert len(errors) == 1 and errors[0]["error"]["type"] == "upstream_error"
+        assert errors[0]["error"]["code"] == "fake_failure" and "[redacted]" in errors[0]["error"]["message"]
+        assert [e.data for e in obs.events].count("[DONE]") == 1 and obs.events[-1].data == "[DONE]"
     else:
         assert obs.events[-1].event == "error" and last["error"]["type"] == "upstream_error"
         assert not [e for e in obs.events if e.event == "response.completed"]

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from streamkit.local import metrics_url
+from streamkit.local import free_port, metrics_url
 from tests.relay.conftest import API_KEY, MODEL, DeadRelay, Relay
 
 # Every fault knob of fake-upstream, as prompt directives.
@@ -49,12 +49,16 @@ def requests_through(url: str, prompt: str) -> list[tuple[str, str | None, dict[
 
 
 def fetch(method: str, url: str, body: dict[str, object] | None, headers: dict[str, str] | None = None) -> str:
-    """Status, headers and the whole body (every event) of one response."""
-    try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:  # a cut stream still counts: what arrived was read
-        return f"{type(exc).__name__}: {exc}"
+    """Status, headers and the whole body (every event) of one response. A relay that does not
+    answer fails here (httpx raises): a scan of nothing would find no key."""
+    response = httpx.request(method, url, json=body, headers=headers, timeout=30)
     return f"{response.status_code}\n{response.headers}\n{response.text}"
+
+
+def answered(answer: str) -> bool:
+    """The relay answered: an HTTP status and a body (events, a completion or an error)."""
+    status, _, rest = answer.partition("\n")
+    return status.isdigit() and bool(rest.partition("\n")[2].strip())
 
 
 def test_negative_control_the_scan_finds_a_leaked_key(relay: Relay) -> None:
@@ -63,6 +67,11 @@ def test_negative_control_the_scan_finds_a_leaked_key(relay: Relay) -> None:
     for fault in (FAULTS[0], FAULTS[6]):
         body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": f"x {fault}"}]}
         assert leaks(fetch("POST", relay.upstream.url + "/chat/completions", body, auth)), fault
+
+
+def test_negative_control_an_unreachable_relay_is_not_a_pass() -> None:
+    with pytest.raises(httpx.ConnectError):
+        fetch("GET", f"http://127.0.0.1:{free_port()}/v1/chat/stream?prompt=x", None)
 
 
 def answers(url: str, prompt: str) -> list[str]:
@@ -74,6 +83,7 @@ def answers(url: str, prompt: str) -> list[str]:
 @pytest.mark.parametrize("fault", FAULTS)
 def test_no_response_or_event_carries_the_key(relay: Relay, fault: str) -> None:
     for answer in answers(relay.url, f"hygiene {fault}"):
+        assert answered(answer), answer
         assert not leaks(answer), answer
 
 
@@ -81,7 +91,7 @@ def test_no_response_or_event_carries_the_key(relay: Relay, fault: str) -> None:
 def test_connection_faults_do_not_carry_the_key(dead_relay: DeadRelay, mode: str) -> None:
     getattr(dead_relay.upstream, mode)()
     for answer in answers(dead_relay.url, "hygiene unreachable"):
-        assert "upstream_" in answer and not leaks(answer), answer
+        assert answered(answer) and "upstream_" in answer and not leaks(answer), answer
 
 
 def test_no_log_line_or_metric_carries_the_key(relay: Relay, dead_relay: DeadRelay) -> None:

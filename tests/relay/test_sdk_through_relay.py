@@ -10,7 +10,7 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from app.fakellm import fake_text
-from tests.relay.conftest import API_KEY, MODEL, Relay, rid
+from tests.relay.conftest import ADAPTER, API_KEY, MODEL, Relay, rid
 
 # A prompt that asks fake-upstream for 12 tokens at full speed.
 PROMPT = "relay exactly this fake.tokens=12 fake.tokens_per_second=0 fake.first_token_delay=0"
@@ -97,7 +97,7 @@ def test_responses_stream_and_non_stream(relay: Relay) -> None:
 
 def test_fake_upstream_serves_responses_and_models_itself(relay: Relay) -> None:
     sdk = client(relay.upstream.url, API_KEY)
-    assert [m.id for m in sdk.models.list()] == [MODEL]
+    assert [m.id for m in sdk.models.list()] == [MODEL, ADAPTER]
     events = list(sdk.responses.create(model=MODEL, input=PROMPT, stream=True))
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == EXPECTED
     assert sdk.responses.create(model=MODEL, input=PROMPT).output_text == EXPECTED
