@@ -1,0 +1,152 @@
+"""Client keys and stream budgets (issue #20): the app under gunicorn relaying to `streamkit fake-upstream`,
+with an API_KEYS_FILE, real sockets on 127.0.0.1, and a real redis-server where replicas share limits."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from app.auth import digest_of
+from streamkit.local import Process, free_port, wait_until
+from tests.conftest import Processes, require_binary
+from tests.relay.conftest import FakeUpstream, app_env, start_fake_upstream
+
+# Distinctive client keys: the hygiene test scans every log, metric and answer for them.
+KEYS = {name: f"sk-client-{name}-{uuid.uuid4().hex}" for name in ("alpha", "beta", "gamma", "delta")}
+MODEL = "fake-upstream"
+MAX_STREAMS_PER_KEY = 2
+TOKENS_PER_MINUTE = 400
+
+
+def write_keys(path: Path, names: tuple[str, ...] = tuple(KEYS)) -> Path:
+    lines = ["# name  sha256 of the key (tests/auth)"] + [f"{name}  {digest_of(KEYS[name]).hex()}" for name in names]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def auth(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def rid(what: str = "auth") -> str:
+    return f"{what}-{uuid.uuid4().hex[:12]}"
+
+
+def keyed_env(upstream_url: str, keys_file: Path, **extra: str) -> dict[str, str]:
+    """The relay's environment with client keys: app_env without its ALLOW_ANONYMOUS."""
+    env = app_env(upstream_url, API_KEYS_FILE=str(keys_file), **extra)
+    env.pop("ALLOW_ANONYMOUS")
+    return env
+
+
+@dataclass
+class KeyedRelay:
+    url: str
+    upstream: FakeUpstream
+    keys_file: Path
+    processes: Processes
+
+
+@pytest.fixture(scope="package")
+def keyed_relay(package_processes: Processes) -> KeyedRelay:
+    """One worker (the in-memory limits are per worker), MAX_STREAMS_PER_KEY and TOKENS_PER_MINUTE set."""
+    directory = package_processes.directory
+    upstream = start_fake_upstream(package_processes, directory)
+    keys_file = write_keys(directory / "api-keys")
+    env = keyed_env(
+        upstream.url, keys_file,
+        MAX_STREAMS_PER_KEY=str(MAX_STREAMS_PER_KEY), TOKENS_PER_MINUTE=str(TOKENS_PER_MINUTE),
+    )
+    _, url = package_processes.app(env=env)
+    return KeyedRelay(url, upstream, keys_file, package_processes)
+
+
+def slow_stream_body(prompt: str = "hold", tokens: int = 200) -> dict[str, object]:
+    """A chat completion stream that lasts (10 tokens/s) until the test closes it."""
+    content = f"{prompt} fake.tokens={tokens} fake.tokens_per_second=10 fake.first_token_delay=0"
+    return {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": content}]}
+
+
+class OpenStream:
+    """A streaming request held open (headers read) until closed."""
+
+    def __init__(self, client: httpx.Client, url: str, headers: dict[str, str], body: dict[str, object]) -> None:
+        self.request_id = headers.get("X-Request-ID", "")
+        request = client.build_request("POST", url + "/v1/chat/completions", json=body, headers=headers)
+        self.response = client.send(request, stream=True)
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def first_event(self) -> str:
+        for line in self.response.iter_lines():
+            if line.startswith("data:"):
+                return line
+        return ""
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def open_stream(client: httpx.Client, url: str, name: str, what: str = "hold") -> OpenStream:
+    return OpenStream(client, url, {**auth(name), "X-Request-ID": rid(what)}, slow_stream_body(what))
+
+
+def error_of(response: httpx.Response) -> dict[str, object]:
+    body = json.loads(response.read())
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+    return dict(body["error"])
+
+
+@dataclass
+class RedisServer:
+    proc: Process
+    url: str
+
+
+@pytest.fixture(scope="package")
+def redis_server(package_processes: Processes) -> RedisServer:
+    """Debian's redis-server on a free port, no persistence, its files in the test's tmp dir."""
+    binary = require_binary("redis-server")
+    port = free_port()
+    directory = package_processes.directory / f"redis-{port}"
+    directory.mkdir()
+    proc = package_processes.add(
+        Process(
+            name="redis-server",
+            argv=[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  "--dir", str(directory)],
+            log_path=directory / "redis.log",
+        ).start()
+    )
+    def pong() -> bool:
+        try:
+            return bool(redis.Redis(port=port, socket_timeout=1).ping())
+        except redis.RedisError:
+            return not proc.alive()
+
+    wait_until(pong, 20, 0.05, "redis-server")
+    assert proc.alive(), proc.logs()
+    return RedisServer(proc, f"redis://127.0.0.1:{port}/0")
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as c:
+        yield c
+
+
+def wait_for(predicate: object, timeout: float) -> float:
+    """Seconds until `predicate()` holds (polled every 50 ms); TimeoutError past `timeout`."""
+    start = time.monotonic()
+    wait_until(predicate, timeout, 0.05)  # type: ignore[arg-type]
+    return time.monotonic() - start
