@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -18,6 +20,8 @@ from app.auth import digest_of
 from streamkit.local import Process, free_port, wait_until
 from tests.conftest import Processes, require_binary
 from tests.relay.conftest import FakeUpstream, app_env, start_fake_upstream
+
+T = TypeVar("T")
 
 # Distinctive client keys: the hygiene test scans every log, metric and answer for them.
 KEYS = {name: f"sk-client-{name}-{uuid.uuid4().hex}" for name in ("alpha", "beta", "gamma", "delta")}
@@ -137,6 +141,12 @@ def redis_server(package_processes: Processes) -> RedisServer:
     wait_until(pong, 20, 0.05, "redis-server")
     assert proc.alive(), proc.logs()
     return RedisServer(proc, f"redis://127.0.0.1:{port}/0")
+
+
+def in_parallel(*starts: Callable[[], T]) -> list[T]:
+    """Start several processes at once (each start mostly waits for its process to serve)."""
+    with ThreadPoolExecutor(len(starts)) as pool:
+        return list(pool.map(lambda start: start(), starts))
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import json
 import statistics
 import threading
 import time
+from functools import partial
 from itertools import pairwise
-from pathlib import Path
 
 import httpx
+import pytest
 
 from app.limits import WINDOW_SECONDS
 from tests.app.conftest import start
@@ -21,6 +22,7 @@ from tests.auth.conftest import (
     KeyedRelay,
     auth,
     error_of,
+    in_parallel,
     open_stream,
     rid,
 )
@@ -131,8 +133,15 @@ def _close(readers: list[Reader]) -> None:
         reader.join(5)
 
 
-def _overloaded_app(processes: Processes, tmp_path: Path, limit: int) -> str:
-    return start(processes, tmp_path, MAX_STREAMS_PER_WORKER=str(limit)).url
+@pytest.fixture(scope="module")
+def ceiling_apps(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
+    """MAX_STREAMS_PER_WORKER -> the URL of an app (fake LLM, one worker) with that ceiling (0: none)."""
+    limits = (OPEN, 0)
+    urls = in_parallel(*(
+        partial(start, module_processes, tmp_path_factory.mktemp(f"ceiling-{n}"), MAX_STREAMS_PER_WORKER=str(n))
+        for n in limits
+    ))
+    return {n: app.url for n, app in zip(limits, urls, strict=True)}
 
 
 def _open_readers(url: str) -> list[Reader]:
@@ -144,9 +153,9 @@ def _open_readers(url: str) -> list[Reader]:
 
 
 def test_stream_beyond_the_worker_ceiling_is_refused_fast_without_slowing_the_open_ones(
-    processes: Processes, tmp_path: Path
+    ceiling_apps: dict[int, str],
 ) -> None:
-    url = _overloaded_app(processes, tmp_path, OPEN)
+    url = ceiling_apps[OPEN]
     readers = _open_readers(url)
     try:
         time.sleep(0.5)  # past the first tokens
@@ -177,8 +186,8 @@ def test_stream_beyond_the_worker_ceiling_is_refused_fast_without_slowing_the_op
         _close(readers)
 
 
-def test_control_without_the_ceiling_stream_n_plus_1_streams(processes: Processes, tmp_path: Path) -> None:
-    url = _overloaded_app(processes, tmp_path, 0)
+def test_control_without_the_ceiling_stream_n_plus_1_streams(ceiling_apps: dict[int, str]) -> None:
+    url = ceiling_apps[0]
     readers = _open_readers(url)
     try:
         response = httpx.get(url + "/v1/chat/stream", params={"prompt": "one more", "tokens": 3,
