@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from redis.asyncio import Redis
 
 from app import store
@@ -233,6 +233,14 @@ async def stream_token(request: Request) -> dict[str, Any]:
     token, expires = issue_token(principal, ttl)
     return {"object": "stream_token", "token": token, "expires_at": expires / 1000, "param": TOKEN_PARAM,
             "path": TOKEN_PATH}
+
+
+@router.get("/v1/auth")
+async def check(request: Request) -> Response:
+    """For auth at the proxy (nginx auth_request, Envoy ext_authz, Traefik forwardAuth): 204 with the key's
+    name for a good Bearer key; the gate middleware already answered 401 for anything else."""
+    principal: Principal = request.state.principal
+    return Response(status_code=204, headers={"X-Streamkit-Key": principal.name})
 
 
 def random_key() -> str:
