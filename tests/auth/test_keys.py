@@ -38,19 +38,25 @@ CREDENTIALS = {
 }
 
 
+REFUSED: list[str] = []  # request ids answered 401 (the control below checks the upstream never saw them)
+
+
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
-def test_no_or_wrong_key_is_401_and_no_upstream_request(keyed_relay: KeyedRelay, credential: str) -> None:
-    ids = []
+def test_no_or_wrong_key_is_401(keyed_relay: KeyedRelay, credential: str) -> None:
     for method, path, body in requests_for("unauthorized"):
         request_id = rid("unauth")
-        ids.append(request_id)
         headers = {**CREDENTIALS[credential], "X-Request-ID": request_id}
         response = httpx.request(method, keyed_relay.url + path, json=body, headers=headers, timeout=10)
         assert response.status_code == 401, (path, response.text)
         assert response.json()["error"]["code"] == "invalid_api_key"
         assert response.json()["error"]["type"] == "invalid_request_error"
         assert response.headers["www-authenticate"] == "Bearer"
-    # Control, same requests with a good key: the upstream sees every generation.
+        REFUSED.append(request_id)
+
+
+def test_refused_requests_never_reached_the_upstream_unlike_a_good_key(keyed_relay: KeyedRelay) -> None:
+    assert len(REFUSED) == len(CREDENTIALS) * len(requests_for("x"))  # ran after the 401 tests
+    # Control, the same requests with a good key: the upstream sees every generation.
     good = []
     for method, path, body in requests_for("authorized")[:4]:
         request_id = rid("auth")
@@ -59,7 +65,10 @@ def test_no_or_wrong_key_is_401_and_no_upstream_request(keyed_relay: KeyedRelay,
         response = httpx.request(method, keyed_relay.url + path, json=body, headers=headers, timeout=10)
         assert response.status_code == 200, response.text
     wait_until(lambda: all(keyed_relay.upstream.saw(i) for i in good), 10, what="upstream saw the good requests")
-    assert not any(keyed_relay.upstream.saw(i) for i in ids)
+    assert not any(keyed_relay.upstream.saw(i) for i in REFUSED)
+    for request_id in good:
+        keyed_relay.upstream.record(request_id)  # fake-upstream's own record of each good request ...
+    assert not list(keyed_relay.upstream.records.glob("unauth-*"))  # ... and of no refused one
 
 
 def test_health_and_metrics_need_no_key(keyed_relay: KeyedRelay) -> None:
