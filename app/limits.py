@@ -59,7 +59,14 @@ from app.settings import Settings
 log = logging.getLogger("app.limits")
 
 # Requests that start a generation (an upstream cost): these take a slot.
-GENERATIONS = frozenset({("GET", "/v1/chat/stream"), ("POST", "/v1/chat/completions"), ("POST", "/v1/responses")})
+GENERATIONS = frozenset(
+    {
+        ("GET", "/v1/chat/stream"),
+        ("HEAD", "/v1/chat/stream"),  # Starlette runs GET routes for HEAD too
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/responses"),
+    }
+)
 RATE_LIMITED = "rate_limit_exceeded"
 WINDOW_SECONDS = 60
 # With Redis: how often a stream adds its spent tokens to the shared window.

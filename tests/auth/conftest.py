@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,9 +18,10 @@ import pytest
 import redis
 
 from app.auth import digest_of
+from streamkit import local
 from streamkit.local import Process, free_port, wait_until
 from tests.conftest import Processes, require_binary
-from tests.relay.conftest import FakeUpstream, app_env, start_fake_upstream
+from tests.relay.conftest import API_KEY, FakeUpstream, app_env
 
 T = TypeVar("T")
 
@@ -61,16 +63,31 @@ class KeyedRelay:
 
 @pytest.fixture(scope="package")
 def keyed_relay(package_processes: Processes) -> KeyedRelay:
-    """One worker (the in-memory limits are per worker), MAX_STREAMS_PER_KEY and TOKENS_PER_MINUTE set."""
+    """One worker (the in-memory limits are per worker), MAX_STREAMS_PER_KEY and TOKENS_PER_MINUTE set.
+    fake-upstream and the app start at once (the app does not call its upstream before a request)."""
     directory = package_processes.directory
-    upstream = start_fake_upstream(package_processes, directory)
+    records = directory / "records"
+    records.mkdir()
+    port = free_port()
     keys_file = write_keys(directory / "api-keys")
+    upstream_url = f"http://127.0.0.1:{port}/v1"
     env = keyed_env(
-        upstream.url, keys_file,
+        upstream_url, keys_file,
         MAX_STREAMS_PER_KEY=str(MAX_STREAMS_PER_KEY), TOKENS_PER_MINUTE=str(TOKENS_PER_MINUTE),
     )
-    _, url = package_processes.app(env=env)
-    return KeyedRelay(url, upstream, keys_file, package_processes)
+    (fake, _), (_, url) = in_parallel(
+        partial(local.start_fake_upstream, directory, {"FAKE_UPSTREAM_API_KEY": API_KEY,
+                                                        "FAKE_RECORD_DIR": str(records)}, port),
+        partial(package_processes.app, env),
+    )
+    package_processes.add(fake)
+    return KeyedRelay(url, FakeUpstream(fake, upstream_url, records), keys_file, package_processes)
+
+
+@pytest.fixture(scope="package")
+def plain_app(package_processes: Processes) -> str:
+    """The app on its fake LLM with none of the settings of issue #20 (no keys, no limits): controls."""
+    return package_processes.app()[1]
 
 
 def slow_stream_body(prompt: str = "hold", tokens: int = 200) -> dict[str, object]:

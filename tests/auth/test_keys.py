@@ -119,48 +119,44 @@ def test_no_answer_log_or_metric_carries_a_client_key(keyed_relay: KeyedRelay) -
     assert leaks(str(echoed.headers)) == ["gamma"]
 
 
-def serve(tmp_path: Path, env: dict[str, str]) -> Process:
+def serve(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[Process, str]:
     port = free_port()
-    return Process(
-        name="serve",
+    proc = Process(
+        name=name,
         argv=[sys.executable, "-m", "streamkit.cli", "serve", "--port", str(port), "--workers", "1"],
-        log_path=tmp_path / f"serve-{port}.log",
+        log_path=tmp_path / f"{name}-{port}.log",
         env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}"), **env},
     ).start()
+    return proc, f"http://127.0.0.1:{port}"
 
 
-def test_relay_without_keys_refuses_to_start(tmp_path: Path, keyed_relay: KeyedRelay) -> None:
-    env = app_env(keyed_relay.upstream.url)
-    env.pop("ALLOW_ANONYMOUS")
-    proc = serve(tmp_path, env)
+def exit_code(proc: Process) -> int:
+    assert proc.popen is not None
     try:
-        assert proc.popen is not None
-        code = proc.popen.wait(20)
+        return proc.popen.wait(20)
     except subprocess.TimeoutExpired:
         proc.stop()
         raise
-    assert code == 2
-    assert "refusing to start an open relay" in proc.logs() and "ALLOW_ANONYMOUS=true" in proc.logs()
-    # Control: the same environment with ALLOW_ANONYMOUS=true serves.
-    port = free_port()
-    proc = Process(
-        name="serve-anonymous",
-        argv=[sys.executable, "-m", "streamkit.cli", "serve", "--port", str(port), "--workers", "1"],
-        log_path=tmp_path / "anonymous.log",
-        env={**env, "ALLOW_ANONYMOUS": "true", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m2")},
-    ).start()
+
+
+def test_relay_without_keys_or_with_a_bad_keys_file_refuses_to_start(tmp_path: Path, keyed_relay: KeyedRelay) -> None:
+    relay = app_env(keyed_relay.upstream.url)
+    relay.pop("ALLOW_ANONYMOUS")
+    bad_keys = tmp_path / "keys"
+    bad_keys.write_text(f"alpha {KEYS['alpha']}\n")  # the key itself instead of its digest
+    # All three at once (each start is mostly Python imports).
+    open_relay, _ = serve(tmp_path, "open-relay", relay)
+    bad_file, _ = serve(tmp_path, "bad-keys", {"API_KEYS_FILE": str(bad_keys)})
+    # Control: the same relay environment with ALLOW_ANONYMOUS=true serves.
+    anonymous, anonymous_url = serve(tmp_path, "anonymous", {**relay, "ALLOW_ANONYMOUS": "true"})
     try:
-        wait_until(lambda: not proc.alive() or http_ready(f"http://127.0.0.1:{port}/healthz")(), 20, 0.05, "serve")
-        assert proc.alive(), proc.logs()
+        assert exit_code(open_relay) == 2
+        log = open_relay.logs()
+        assert "refusing to start an open relay" in log and "ALLOW_ANONYMOUS=true" in log, log
+        assert exit_code(bad_file) == 2
+        assert "line 1: expected `name  sha256-hex-of-key`" in bad_file.logs()
+        assert not leaks(bad_file.logs())
+        wait_until(lambda: not anonymous.alive() or http_ready(anonymous_url + "/healthz")(), 20, 0.05, "serve")
+        assert anonymous.alive(), anonymous.logs()
     finally:
-        proc.stop()
-
-
-def test_bad_keys_file_refuses_to_start(tmp_path: Path) -> None:
-    keys = tmp_path / "keys"
-    keys.write_text(f"alpha {KEYS['alpha']}\n")  # the key itself instead of its digest
-    proc = serve(tmp_path, {"API_KEYS_FILE": str(keys)})
-    assert proc.popen is not None
-    assert proc.popen.wait(20) == 2
-    assert "line 1: expected `name  sha256-hex-of-key`" in proc.logs()
-    assert not leaks(proc.logs())
+        anonymous.stop()

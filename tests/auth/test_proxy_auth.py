@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 
 from streamkit.local import free_port
 from streamkit.proxies import PROXIES
-from tests.auth.conftest import auth, in_parallel, write_keys
+from tests.auth.conftest import auth, write_keys
 from tests.conftest import Processes, require_binary
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "auth.md"
@@ -48,20 +47,16 @@ def site(directory: Path, listen: str, app: str, auth_service: str, with_auth: b
 
 
 @pytest.fixture(scope="module")
-def apps(module_processes: Processes) -> tuple[str, str]:
+def apps(module_processes: Processes, plain_app: str) -> tuple[str, str]:
     """The app without keys (the fake; with a real upstream it would run with ALLOW_ANONYMOUS=true), and the
     key-checking instance nginx asks."""
     keys = write_keys(module_processes.directory / "api-keys")
-    (_, app_url), (_, auth_url) = in_parallel(
-        partial(module_processes.app, env={}),
-        partial(module_processes.app, env={"API_KEYS_FILE": str(keys)}),
-    )
-    return app_url, auth_url
+    return plain_app, module_processes.app(env={"API_KEYS_FILE": str(keys)})[1]
 
 
 @pytest.mark.parametrize("with_auth", [True, False], ids=["auth_request", "control-without"])
 def test_nginx_auth_request_keeps_keyless_requests_from_the_app(
-    apps: tuple[str, str], module_processes: Processes, processes: Processes, tmp_path: Path, with_auth: bool
+    apps: tuple[str, str], package_processes: Processes, processes: Processes, tmp_path: Path, with_auth: bool
 ) -> None:
     require_binary("nginx")
     app_url, auth_url = apps
@@ -78,7 +73,7 @@ def test_nginx_auth_request_keeps_keyless_requests_from_the_app(
     good = stream("good", auth("alpha"))
     assert good.status_code == 200 and "event: done" in good.text, good.text
     answers = [stream(keyless, {}), stream(wrong, {"Authorization": "Bearer sk-wrong"})]
-    app_log = "".join(proc.logs(tail=100_000) for proc in module_processes.started)
+    app_log = "".join(proc.logs(tail=100_000) for proc in package_processes.started if proc.name == "app")
     if with_auth:
         assert [a.status_code for a in answers] == [401, 401]
         assert keyless not in app_log and wrong not in app_log  # neither reached the app
