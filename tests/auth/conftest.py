@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from app.auth import digest_of
+from app.limits import WINDOW_SECONDS
 from streamkit import local
 from streamkit.local import Process, free_port, wait_until
 from tests.conftest import Processes, require_binary
@@ -134,14 +135,13 @@ class RedisServer:
     url: str
 
 
-@pytest.fixture(scope="package")
-def redis_server(package_processes: Processes) -> RedisServer:
+def start_redis(processes: Processes) -> RedisServer:
     """Debian's redis-server on a free port, no persistence, its files in the test's tmp dir."""
     binary = require_binary("redis-server")
     port = free_port()
-    directory = package_processes.directory / f"redis-{port}"
+    directory = processes.directory / f"redis-{port}"
     directory.mkdir()
-    proc = package_processes.add(
+    proc = processes.add(
         Process(
             name="redis-server",
             argv=[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -149,6 +149,7 @@ def redis_server(package_processes: Processes) -> RedisServer:
             log_path=directory / "redis.log",
         ).start()
     )
+
     def pong() -> bool:
         try:
             return bool(redis.Redis(port=port, socket_timeout=1).ping())
@@ -158,6 +159,18 @@ def redis_server(package_processes: Processes) -> RedisServer:
     wait_until(pong, 20, 0.05, "redis-server")
     assert proc.alive(), proc.logs()
     return RedisServer(proc, f"redis://127.0.0.1:{port}/0")
+
+
+@pytest.fixture(scope="package")
+def redis_server(package_processes: Processes) -> RedisServer:
+    return start_redis(package_processes)
+
+
+def wait_for_window_room(seconds: float) -> None:
+    """Start clear of the one-minute token window's edge, so a test's tokens land in one window."""
+    left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
+    if left < seconds:
+        time.sleep(left + 0.05)
 
 
 def in_parallel(*starts: Callable[[], T]) -> list[T]:

@@ -12,7 +12,6 @@ from itertools import pairwise
 import httpx
 import pytest
 
-from app.limits import WINDOW_SECONDS
 from tests.app.conftest import start
 from tests.auth.conftest import (
     MAX_STREAMS_PER_KEY,
@@ -23,6 +22,7 @@ from tests.auth.conftest import (
     error_of,
     open_stream,
     rid,
+    wait_for_window_room,
 )
 from tests.bounds import MIN_TRIALS, assert_p95, assert_ratio, p95
 from tests.conftest import Processes
@@ -63,15 +63,8 @@ def test_third_stream_of_a_key_is_429_and_never_reaches_the_upstream(
     again.close()
 
 
-def _wait_for_window_room(seconds: float) -> None:
-    """Start clear of the one-minute window's edge, so a test's tokens land in one window."""
-    left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
-    if left < seconds:
-        time.sleep(left + 0.05)
-
-
 def test_token_budget_ends_the_stream_with_an_error_event_then_429(keyed_relay: KeyedRelay) -> None:
-    _wait_for_window_room(10)
+    wait_for_window_room(10)
     content = f"budget fake.tokens={TOKENS_PER_MINUTE + 100} fake.tokens_per_second=0 fake.first_token_delay=0"
     body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": content}]}
     response = httpx.post(keyed_relay.url + "/v1/chat/completions", json=body, headers=auth("gamma"), timeout=30)

@@ -20,10 +20,20 @@ import pytest
 
 from streamkit.local import Process, free_port, wait_until
 from streamkit.proxies import PROXIES
-from tests.auth.conftest import MAX_STREAMS_PER_KEY, RedisServer, auth, in_parallel, rid, write_keys
+from tests.auth.conftest import (
+    MAX_STREAMS_PER_KEY,
+    RedisServer,
+    auth,
+    in_parallel,
+    rid,
+    start_redis,
+    wait_for_window_room,
+    write_keys,
+)
 from tests.conftest import Processes, require_binary
 
 LEASE_TTL = 2.0
+TOKENS_PER_MINUTE = 500
 HOLD = "/v1/chat/stream?prompt=hold&tokens=100000&tokens_per_second=10&first_token_delay=0"
 
 
@@ -50,7 +60,7 @@ def balancer_config(directory: Path, listen: str, backends: list[str]) -> Path:
 
 def start_replica(processes: Processes, keys: Path, redis_url: str | None) -> tuple[Process, str]:
     env = {"API_KEYS_FILE": str(keys), "MAX_STREAMS_PER_KEY": str(MAX_STREAMS_PER_KEY),
-           "LEASE_TTL_SECONDS": str(LEASE_TTL)}
+           "LEASE_TTL_SECONDS": str(LEASE_TTL), "TOKENS_PER_MINUTE": str(TOKENS_PER_MINUTE)}
     if redis_url:
         env["REDIS_URL"] = redis_url
     return processes.app(env=env)
@@ -124,6 +134,35 @@ def test_control_an_instance_without_redis_does_not_share_its_streams(replicas: 
                 response.close()
 
 
+def test_a_stream_token_works_once_across_replicas(replicas: Replicas) -> None:
+    headers = auth("beta")
+    token = httpx.post(replicas.a_url + "/v1/stream-tokens", headers=headers, timeout=10).json()["token"]
+    path = f"/v1/chat/stream?prompt=once&tokens=2&tokens_per_second=0&stream_token={token}"
+    first = httpx.get(replicas.b_url + path, timeout=10)  # issued by A, used on B
+    assert first.status_code == 200 and "event: done" in first.text
+    assert httpx.get(replicas.a_url + path, timeout=10).status_code == 401  # burnt for every replica
+    # Control: without Redis an instance only knows its own used tokens.
+    assert httpx.get(replicas.local_url + path, timeout=10).status_code == 200
+
+
+def tokens_streamed(url: str, name: str, tokens: int) -> tuple[int, str]:
+    path = f"/v1/chat/stream?prompt=budget&tokens={tokens}&tokens_per_second=0&first_token_delay=0"
+    text = httpx.get(url + path, headers=auth(name), timeout=30).text
+    last = [line for line in text.splitlines() if line.startswith("event: ")][-1]
+    return text.count("event: token"), last
+
+
+def test_token_budget_is_shared_across_replicas(replicas: Replicas) -> None:
+    wait_for_window_room(10)
+    assert tokens_streamed(replicas.a_url, "delta", 300) == (300, "event: done")
+    # B knows A's 300: the key has 200 left in this minute, then the stream ends with an error event.
+    assert tokens_streamed(replicas.b_url, "delta", 300) == (TOKENS_PER_MINUTE - 300, "event: error")
+    refused = httpx.get(replicas.a_url + "/v1/chat/stream?prompt=more", headers=auth("delta"), timeout=10)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "tokens"
+    # Control: the instance without Redis counts only its own streams, so the same key streams there.
+    assert tokens_streamed(replicas.local_url, "delta", 300) == (300, "event: done")
+
+
 def test_per_key_limit_holds_across_replicas_and_a_killed_replica_frees_its_slots(replicas: Replicas) -> None:
     a, a_url, b_url, edge = replicas.a, replicas.a_url, replicas.b_url, replicas.edge
     with httpx.Client(timeout=10) as client:
@@ -157,3 +196,18 @@ def test_per_key_limit_holds_across_replicas_and_a_killed_replica_frees_its_slot
     print(f"slots of the killed instance free {freed_after:.2f} s after SIGKILL (lease TTL {LEASE_TTL} s)")
     assert freed_after <= LEASE_TTL + 1.0, f"freed {freed_after:.2f} s after the kill (lease TTL {LEASE_TTL} s)"
 
+
+def test_without_redis_answering_a_generation_is_a_fast_503_not_unlimited(
+    processes: Processes, tmp_path: Path
+) -> None:
+    store = start_redis(processes)
+    _, url = start_replica(processes, write_keys(tmp_path / "api-keys"), store.url)
+    stream = "/v1/chat/stream?prompt=store&tokens=2&tokens_per_second=0"
+    assert httpx.get(url + stream, headers=auth("alpha"), timeout=10).status_code == 200  # control: Redis up
+    store.proc.stop()
+    begin = time.monotonic()
+    refused = httpx.get(url + stream, headers=auth("alpha"), timeout=10)
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "limits_unavailable"
+    assert time.monotonic() - begin < 5  # bounded by the client's 1 s timeouts, not hanging
+    assert httpx.get(url + "/v1/models", headers=auth("alpha"), timeout=10).status_code == 200  # no slot needed
+    assert httpx.get(url + stream, timeout=10).status_code == 401  # auth still holds
