@@ -27,6 +27,7 @@ every FLUSH_INTERVAL, so replicas may overshoot a window by what they stream in 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -38,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode
 import anyio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics as m
 from app import store
@@ -199,17 +200,29 @@ class TokenBudget:
 
     def spend(self, n: int = 1) -> bool:
         """Spend `n` tokens; False when the window is already spent (the token must not go out)."""
+        self._roll()
+        if self.known + self.pending + n > self.limit:
+            return False
+        self._add(n)
+        return True
+
+    def charge(self, n: int) -> None:
+        """Count tokens already delivered (a non-streaming answer's usage), whatever the budget says."""
+        if n > 0:
+            self._roll()
+            self._add(n)
+
+    def _roll(self) -> None:
         window = _window()
         if window != self.window:
             self.window, self.known = window, 0
-        if self.known + self.pending + n > self.limit:
-            return False
+
+    def _add(self, n: int) -> None:
         if isinstance(self.windows, LocalWindows):
-            counts = self.windows.counts
-            self.known = counts[(self.name, window)] = counts.get((self.name, window), 0) + n
+            counts, key = self.windows.counts, (self.name, self.window)
+            self.known = counts[key] = counts.get(key, 0) + n
         else:
             self.pending += n
-        return True
 
     async def flush(self) -> None:
         if self.pending:
@@ -224,6 +237,32 @@ class TokenBudget:
             None,
             RATE_LIMITED,
         )
+
+
+class _JsonUsage:
+    """Wraps `send` to read the `usage` of a non-streaming JSON answer (streams spend per token instead)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.json = False
+        self.body: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            self.json = message["status"] == 200 and headers.get(b"content-type", b"").startswith(b"application/json")
+        elif message["type"] == "http.response.body" and self.json:
+            self.body.append(message.get("body", b""))
+        await self._send(message)
+
+    def tokens(self) -> int:
+        if not self.json:
+            return 0
+        try:
+            usage = json.loads(b"".join(self.body)).get("usage") or {}
+            return int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+        except (ValueError, AttributeError, TypeError):
+            return 0
 
 
 # The running stream's budget, read by the streaming core before each token (None: no budget).
@@ -354,10 +393,13 @@ class Gate:
         shared = self.redis is not None and (lease is not None or budget is not None)
         keeper = asyncio.create_task(self._keep(principal, lease, budget)) if shared else None
         reset = STREAM_BUDGET.set(budget)
+        counted = _JsonUsage(send) if budget is not None else None
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, counted.send if counted is not None else send)
         finally:
             STREAM_BUDGET.reset(reset)
+            if counted is not None and budget is not None:
+                budget.charge(counted.tokens())
             if keeper is not None:
                 keeper.cancel()
             if budget is not None:

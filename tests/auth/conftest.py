@@ -75,6 +75,7 @@ def keyed_relay(package_processes: Processes) -> KeyedRelay:
     env = keyed_env(
         upstream_url, keys_file,
         MAX_STREAMS_PER_KEY=str(MAX_STREAMS_PER_KEY), TOKENS_PER_MINUTE=str(TOKENS_PER_MINUTE),
+        UPSTREAM_READ_TIMEOUT="30",  # tests/relay's 1.5 s is about read timeouts; not the subject here
     )
     (fake, _), (_, url) = in_parallel(
         partial(local.start_fake_upstream, directory, {"FAKE_UPSTREAM_API_KEY": API_KEY,

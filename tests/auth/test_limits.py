@@ -81,6 +81,14 @@ def test_token_budget_ends_the_stream_with_an_error_event_then_429(keyed_relay: 
     body["messages"] = [{"role": "user", "content": short}]
     whole = httpx.post(keyed_relay.url + "/v1/chat/completions", json=body, headers=auth("delta"), timeout=30)
     assert whole.status_code == 200 and "data: [DONE]" in whole.text and "rate_limit_exceeded" not in whole.text
+    # Non-streaming: checked when it starts, its `usage` counted when it ends. delta has used 200 of 400:
+    # a 250-token completion is served whole, and then the window is spent.
+    answer = content.replace(f"fake.tokens={TOKENS_PER_MINUTE + 100}", "fake.tokens=250")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": answer}]}
+    completion = httpx.post(keyed_relay.url + "/v1/chat/completions", json=body, headers=auth("delta"), timeout=30)
+    assert completion.status_code == 200 and completion.json()["usage"]["completion_tokens"] == 250
+    after = httpx.post(keyed_relay.url + "/v1/chat/completions", json=body, headers=auth("delta"), timeout=30)
+    assert after.status_code == 429 and error_of(after)["type"] == "tokens"
 
 
 # --- overload: MAX_STREAMS_PER_WORKER (acceptance 5) ----------------------------------------------------
