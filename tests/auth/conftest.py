@@ -105,13 +105,18 @@ class OpenStream:
         self.request_id = headers.get("X-Request-ID", "")
         request = client.build_request("POST", url + "/v1/chat/completions", json=body, headers=headers)
         self.response = client.send(request, stream=True)
+        self._lines: Iterator[str] | None = None
 
     @property
     def status(self) -> int:
         return self.response.status_code
 
     def first_event(self) -> str:
-        for line in self.response.iter_lines():
+        # One line iterator for the stream's life: an abandoned httpx iterator is closed when collected,
+        # and closing it closes the connection (the stream would no longer be held).
+        if self._lines is None:
+            self._lines = self.response.iter_lines()
+        for line in self._lines:
             if line.startswith("data:"):
                 return line
         return ""

@@ -48,6 +48,7 @@ def test_third_stream_of_a_key_is_429_and_never_reaches_the_upstream(
         assert all(upstream.requests_for(s.request_id) == 1 for s in held)
         assert upstream.saw(other.request_id)
         assert upstream.requests_for(third.request_id) == 0
+        assert all(s.first_event() for s in held)  # both were streaming the whole time
     finally:
         for s in held:
             s.close()
