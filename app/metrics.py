@@ -186,3 +186,27 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+# --- client auth and limits (issue #20, app/limits.py) ----------------------------------------------
+# Why a request was refused before any upstream cost (bounded: these five values). No per-key label:
+# key names come from API_KEYS_FILE and are not bounded by the app; per-key usage lives in Redis.
+UNAUTHENTICATED = "unauthenticated"  # 401: no key, a wrong key, or a bad/used/expired stream token
+CONCURRENCY = "concurrency"  # 429: MAX_STREAMS_PER_KEY
+TOKENS = "tokens"  # 429: TOKENS_PER_MINUTE spent
+OVERLOAD = "overload"  # 503: MAX_STREAMS_PER_WORKER
+STORE_UNAVAILABLE = "store_unavailable"  # 503: Redis did not answer
+REJECT_REASONS = (UNAUTHENTICATED, CONCURRENCY, TOKENS, OVERLOAD, STORE_UNAVAILABLE)
+# Stream outcome when a key's token budget ran out mid-stream (ends with an `error` event).
+TOKEN_BUDGET = "token_budget"
+REQUESTS_REJECTED = Counter(
+    "streamkit_requests_rejected_total",
+    "Requests refused by the gate before any upstream request, by reason.",
+    ["reason"],
+)
+STREAM_SLOTS = Gauge(
+    "streamkit_stream_slots_in_use",
+    "Generation slots held right now (requests past the gate, until their stream ends), summed over workers.",
+    multiprocess_mode="livesum",
+)
+for _reason in REJECT_REASONS:  # every reason exported from the start (a rate() needs the zero)
+    REQUESTS_REJECTED.labels(_reason)

@@ -13,6 +13,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FAKE_MODEL = "streamkit-fake"
+# issue #20: why relay mode without client keys does not start.
+OPEN_RELAY = (
+    "refusing to start an open relay: UPSTREAM_BASE_URL is set but API_KEYS_FILE is not, so anyone who "
+    "reaches the app would spend the upstream key. Set API_KEYS_FILE (docs/auth.md), or ALLOW_ANONYMOUS=true "
+    "if auth happens in front of the app"
+)
 
 
 class Settings(BaseSettings):
@@ -81,6 +87,30 @@ class Settings(BaseSettings):
     # When set, the fake writes one JSON record per stream here (emit times, close time, reason):
     # the upstream's own record that tests use to measure cancellation.
     fake_record_dir: str = ""
+
+    # --- client auth and limits (issue #20; docs/auth.md) -------------------------------------
+    # File of client keys, one `name  sha256-hex-of-key` per line (`#` comments). Every /v1/ path
+    # then needs `Authorization: Bearer <key>`. Re-read when its mtime changes (checked at most once
+    # a second), so a rotated Kubernetes Secret applies without a restart. Empty: no client keys.
+    api_keys_file: str = ""
+    # Relaying to a real upstream (UPSTREAM_BASE_URL) without API_KEYS_FILE is an open relay: the
+    # app refuses to start unless this says it is meant (e.g. auth at the proxy). The fake needs none.
+    allow_anonymous: bool = False
+    # Concurrent streams one key may hold (0: no limit). Shared by every replica with REDIS_URL,
+    # else counted per worker process.
+    max_streams_per_key: int = Field(0, ge=0)
+    # Content tokens one key may stream per minute (fixed one-minute window; 0: no limit).
+    tokens_per_minute: int = Field(0, ge=0)
+    # Open streams one worker process serves (0: no limit); beyond it a fast 503, not slow streams.
+    max_streams_per_worker: int = Field(0, ge=0)
+    # redis://host:port/db shared by all replicas (stream leases, token windows, used stream tokens).
+    # The one Redis setting of the kit (app/store.py). A SecretStr: it may hold a password.
+    redis_url: SecretStr = SecretStr("")
+    # A stream's lease in Redis expires this long after its last renewal (renewed every third of
+    # it while the stream runs): a crashed replica's slots free themselves within this time.
+    lease_ttl_seconds: float = Field(10.0, ge=1)
+    # Lifetime of a browser stream token (POST /v1/stream-tokens), good for one stream.
+    stream_token_ttl_seconds: float = Field(60.0, gt=0, le=3600)
 
     # Directory for prometheus_client multiprocess files (set by `streamkit serve`).
     prometheus_multiproc_dir: str = ""

@@ -42,6 +42,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app import metrics as m
 from app.drain import Drain
 from app.errors import SERVER_ERROR, SERVER_SHUTDOWN, UPSTREAM_ERROR, UPSTREAM_TIMEOUT, error_body
+from app.limits import budget_error, within_budget
 from app.settings import Settings
 from app.upstreams.base import Chunk, UpstreamError, UpstreamStream
 from app.wire import Encoder, usage_of
@@ -222,6 +223,10 @@ class Stream:
                         frame = self.encoder.token(item)
                         if not frame:
                             continue  # nothing this endpoint carries (e.g. a tool call on /v1/chat/stream)
+                        if not within_budget():  # issue #20: the key's tokens per minute (app.limits)
+                            self.outcome = self.reason = m.TOKEN_BUDGET
+                            yield self.encoder.error(budget_error())
+                            return
                         now = time.perf_counter()
                         if self.tokens:
                             gap.observe(now - last_token_at)

@@ -116,6 +116,7 @@ def relay_env(upstream: Server) -> dict[str, str]:
         "UPSTREAM_BASE_URL": f"http://{upstream.host}:{upstream.port}/v1",
         "UPSTREAM_MODEL": FAKE_MODEL,
         "UPSTREAM_API_KEY": FAKE_KEY,
+        "ALLOW_ANONYMOUS": "true",  # issue #20: a local benchmark, no client keys
     }
 
 

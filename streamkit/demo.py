@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if args.upstream == "fake-upstream":
         fake, upstream_url = start_fake_upstream(log_dir, extra_args=["--model", "fake-upstream"])
         started.append(fake)
-        env.update(UPSTREAM_BASE_URL=upstream_url, UPSTREAM_MODEL="fake-upstream")
+        # ALLOW_ANONYMOUS: the demo relays to its own local fake (issue #20: no client keys needed).
+        env.update(UPSTREAM_BASE_URL=upstream_url, UPSTREAM_MODEL="fake-upstream", ALLOW_ANONYMOUS="true")
         stream_path = RELAYED_STREAM
     app, app_url = start_app(log_dir, env=env, port=port_or_free(args.app_port))
     started.append(app)

@@ -32,6 +32,13 @@ def gunicorn_argv(
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.auth import startup_problem  # issue #20: refuse an open relay with a clear message
+    from app.settings import Settings
+
+    problem = startup_problem(Settings())
+    if problem:
+        print(f"streamkit serve: {problem}", file=sys.stderr)
+        return 2
     argv = gunicorn_argv(args.host, args.port, args.workers, args.metrics_port)
     # Replace this process, so the PID a supervisor signals (SIGTERM) is gunicorn's arbiter.
     os.execv(argv[0], argv)

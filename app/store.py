@@ -1,0 +1,35 @@
+"""The kit's one Redis connection: `REDIS_URL`, shared by every feature that needs state across replicas
+(stream leases, token windows and used stream tokens of issue #20; resumable streams reuse it).
+
+`connect(settings)` returns an asyncio client (redis-py) or None when REDIS_URL is empty. The client
+connects lazily, on the event loop of the worker that first uses it, with short timeouts: a Redis that
+does not answer must turn into a fast error, never a request that hangs. Keys are namespaced
+`streamkit:<feature>:...` so other users of the same Redis database do not collide.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from app.settings import Settings
+
+PREFIX = "streamkit"
+# Seconds to connect to Redis and to wait for one answer. A limit check is on every stream's path.
+TIMEOUT = 1.0
+
+
+def connect(settings: Settings) -> Redis | None:
+    url = settings.redis_url.get_secret_value()
+    if not url:
+        return None
+    return Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, health_check_interval=30)
+
+
+def key(*parts: str) -> str:
+    """A namespaced key: key("leases", "team-a") -> "streamkit:leases:team-a"."""
+    return ":".join((PREFIX, *parts))
+
+
+async def aclose(client: Redis | None) -> None:
+    if client is not None:
+        await client.aclose()
