@@ -136,6 +136,7 @@ def start_app(
     workers: int = 1,
     port: int | None = None,
     timeout: float = 20.0,
+    host: str = "127.0.0.1",
 ) -> tuple[Process, str]:
     """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL."""
     port = port or free_port()
@@ -148,7 +149,7 @@ def start_app(
             "streamkit.cli",
             "serve",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--workers",
@@ -157,7 +158,7 @@ def start_app(
         log_path=log_dir / f"app-{port}.log",
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
     ).start()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     wait_serving(proc, url + "/healthz", timeout)
     return proc, url
 
