@@ -121,3 +121,15 @@ def server_send_queues(port: int) -> dict[tuple[str, int], int]:
             addr = ".".join(str(b) for b in reversed(bytes.fromhex(raw)))
             queues[(addr, int(rport, 16))] = int(tx_rx.split(":")[0], 16)
     return queues
+
+
+def tcp_connections(remote: tuple[str, int]) -> list[int]:
+    """TCP states (1 = ESTABLISHED, 4 = FIN_WAIT1, ...) of this namespace's connections to `remote`."""
+    want = f"{bytes(reversed([int(b) for b in remote[0].split('.')])).hex().upper()}:{remote[1]:04X}"
+    states = []
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[2] == want:
+                states.append(int(fields[3], 16))
+    return states
