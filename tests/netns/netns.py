@@ -10,14 +10,18 @@ Needs root and iproute2 (`ip`, `ss`); `make deps` installs iproute2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from streamkit.local import Process
 
@@ -133,3 +137,20 @@ def tcp_connections(remote: tuple[str, int]) -> list[int]:
             if fields[2] == want:
                 states.append(int(fields[3], 16))
     return states
+
+
+def kill_all(processes: Sequence[Process]) -> None:
+    """SIGKILL processes and their children, each by PID: after a vanishing, a graceful stop would
+    wait on sends to a peer that will never answer."""
+    for proc in processes:
+        if not proc.alive():
+            continue
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        proc.signal(signal.SIGKILL)
+        proc.stop()

@@ -28,7 +28,7 @@ from streamkit.local import Process, start_app, wait_until
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes
 from tests.netns.conftest import make_links
-from tests.netns.netns import Link
+from tests.netns.netns import Link, kill_all
 
 PING_INTERVAL = 0.5
 DEAD_PEER_TIMEOUT = 2.0
@@ -123,7 +123,7 @@ def scenario(
             wait_until(lambda: _ready(on) and _ready(off), 30, 0.1, f"streams ready: {windows}")
         yield Scenario(link.vanish(), on, off, link)
     finally:
-        module_processes.stop_all()
+        kill_all(module_processes.started)
         delete_all()
 
 

@@ -9,7 +9,6 @@ streams have no terminal event yet and their upstream connections are still esta
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from streamkit.probe.observe import Observation, observe
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes
 from tests.netns.conftest import make_links
-from tests.netns.netns import Link, tcp_connections
+from tests.netns.netns import Link, kill_all, tcp_connections
 
 UPSTREAM_READ_TIMEOUT = 2.0
 BOUND = UPSTREAM_READ_TIMEOUT + 1.0  # acceptance 3
@@ -94,11 +93,9 @@ def scenario(
 ) -> Iterator[Scenario]:
     tmp = tmp_path_factory.mktemp("dead-upstream")
     make, delete_all = make_links()
-    upstreams: list[Process] = []
     try:
         link = make()
         started = [_upstream(module_processes, link, tmp, name) for name in ("on", "off")]
-        upstreams = [proc for proc, _ in started]
         for proc, (host, port) in started:
             wait_serving(proc, f"http://{host}:{port}/v1/models", 20)
         envs = [
@@ -127,9 +124,7 @@ def scenario(
             )
         yield Scenario(link.vanish(), relay, control)
     finally:
-        for proc in upstreams:  # fakes behind a dead link: nothing to drain
-            proc.signal(signal.SIGKILL)
-        module_processes.stop_all()
+        kill_all(module_processes.started)
         delete_all()
 
 
