@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,8 +112,11 @@ def scenario(
     make, delete_all = make_links()
     try:
         link = make()
-        on = _start_side(module_processes, link, tmp, "on", str(DEAD_PEER_TIMEOUT))
-        off = _start_side(module_processes, link, tmp, "off", "0")
+        with ThreadPoolExecutor(2) as pool:  # start both apps at once
+            on, off = pool.map(
+                lambda args: _start_side(module_processes, link, tmp, *args),
+                [("on", str(DEAD_PEER_TIMEOUT)), ("off", "0")],
+            )
         # Streams that wait for a token first; the flooding ones that stop reading last, right
         # before the vanishing: their sends block on a full buffer as it goes down (with the
         # options, a receive window shut for TCP_USER_TIMEOUT is dropped even without vanishing:

@@ -14,8 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -102,16 +101,30 @@ def _listening(port: int) -> str:
     ).stdout.strip()
 
 
-@pytest.fixture
-def app_factory(processes: Processes, tmp_path: Path) -> Callable[..., RunningApp]:
-    def make(drain: float, workers: int = 1) -> RunningApp:
-        return start(processes, tmp_path, workers=workers, DRAIN_SECONDS=str(drain))
+# Every case's app, started all at once (gunicorn's boot is most of each case's time): case ->
+# (DRAIN_SECONDS, workers).
+CASES = {
+    "sigterm": (SHORT_DRAIN, 1),
+    "second_sigterm": (LONG_DRAIN, 1),
+    "sigint": (LONG_DRAIN, 1),
+    "sigquit": (LONG_DRAIN, 1),
+    "worker_sigterm": (SHORT_DRAIN, 1),
+    "orphan": (SHORT_DRAIN, 2),
+}
 
-    return make
+
+@pytest.fixture(scope="module")
+def apps(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunningApp]:
+    def one(case: str) -> RunningApp:
+        drain, workers = CASES[case]
+        return start(module_processes, tmp_path_factory.mktemp(case), workers=workers, DRAIN_SECONDS=str(drain))
+
+    with ThreadPoolExecutor(len(CASES)) as pool:
+        return dict(zip(CASES, pool.map(one, CASES), strict=True))
 
 
-def test_sigterm_drains_then_ends_streams(app_factory: Callable[..., RunningApp]) -> None:
-    app = app_factory(SHORT_DRAIN)
+def test_sigterm_drains_then_ends_streams(apps: dict[str, RunningApp]) -> None:
+    app = apps["sigterm"]
     streams = Streams(app.url)
     pids = _tree(app)
     at = time.time()
@@ -126,8 +139,8 @@ def test_sigterm_drains_then_ends_streams(app_factory: Callable[..., RunningApp]
 
 
 @pytest.mark.parametrize("how", ["second_sigterm", "sigint", "sigquit"])
-def test_quick_shutdown_ends_every_stream_now(app_factory: Callable[..., RunningApp], how: str) -> None:
-    app = app_factory(LONG_DRAIN)
+def test_quick_shutdown_ends_every_stream_now(apps: dict[str, RunningApp], how: str) -> None:
+    app = apps[how]
     streams = Streams(app.url)
     pids = _tree(app)
     at = time.time()
@@ -143,8 +156,8 @@ def test_quick_shutdown_ends_every_stream_now(app_factory: Callable[..., Running
     assert app.proc.popen is not None and app.proc.popen.returncode == 0
 
 
-def test_sigterm_to_one_worker_drains_it_and_the_arbiter_replaces_it(app_factory: Callable[..., RunningApp]) -> None:
-    app = app_factory(SHORT_DRAIN)
+def test_sigterm_to_one_worker_drains_it_and_the_arbiter_replaces_it(apps: dict[str, RunningApp]) -> None:
+    app = apps["worker_sigterm"]
     streams = Streams(app.url)
     (worker,) = psutil.Process(app.proc.pid).children()
     at = time.time()
@@ -159,11 +172,11 @@ def test_sigterm_to_one_worker_drains_it_and_the_arbiter_replaces_it(app_factory
     assert [e.event for e in done.events if e.event in ("done", "error")] == ["done"]
 
 
-def test_orphaned_workers_stop_listening_and_drain(app_factory: Callable[..., RunningApp]) -> None:
+def test_orphaned_workers_stop_listening_and_drain(apps: dict[str, RunningApp]) -> None:
     """The arbiter SIGKILLed (a supervisor that signals only the main PID): its workers stop
     listening within ORPHAN_UNLISTEN (`ss`), end their streams after the drain window and exit."""
     require_binary("ss")
-    app = app_factory(SHORT_DRAIN, workers=2)
+    app = apps["orphan"]
     port = int(app.url.rsplit(":", 1)[1])
     streams = Streams(app.url)
     workers = [child.pid for child in psutil.Process(app.proc.pid).children()]
