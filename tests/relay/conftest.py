@@ -40,6 +40,9 @@ def app_env(base_url: str, **extra: str) -> dict[str, str]:
         "UPSTREAM_CONNECT_RETRIES": str(CONNECT_RETRIES),
         "PING_INTERVAL": str(PING_INTERVAL),
         "SEND_TIMEOUT": str(SEND_TIMEOUT),
+        # Off, so SEND_TIMEOUT decides for a client that stops reading (with the dead-peer options
+        # the kernel drops it first: docs/timeouts.md "Dead peers").
+        "DEAD_PEER_TIMEOUT": "0",
         **extra,
     }
 
