@@ -73,7 +73,7 @@ def _upstream(processes: Processes, link: Link, tmp: Path, name: str) -> tuple[P
     return processes.add(link.process(f"upstream-{name}", argv, tmp).start()), (link.ns_addr, port)
 
 
-def _relay(tmp: Path, upstream: tuple[str, int], env: dict[str, str]) -> tuple[Process, Relay]:
+def _relay(processes: Processes, tmp: Path, upstream: tuple[str, int], env: dict[str, str]) -> Relay:
     proc, url = start_app(
         tmp,
         env={
@@ -84,7 +84,8 @@ def _relay(tmp: Path, upstream: tuple[str, int], env: dict[str, str]) -> tuple[P
             **env,
         },
     )
-    return proc, Relay(url, upstream)
+    processes.add(proc)
+    return Relay(url, upstream)
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +97,16 @@ def scenario(
     try:
         link = make()
         started = [_upstream(module_processes, link, tmp, name) for name in ("on", "off")]
-        for proc, (host, port) in started:
-            wait_serving(proc, f"http://{host}:{port}/v1/models", 20)
         envs = [
             # The read timeout, not the upstream's keepalive, decides here.
             {"UPSTREAM_READ_TIMEOUT": str(UPSTREAM_READ_TIMEOUT), "DEAD_PEER_TIMEOUT": "30"},
             {"UPSTREAM_READ_TIMEOUT": "60", "DEAD_PEER_TIMEOUT": "0"},  # the control
         ]
-        with ThreadPoolExecutor(2) as pool:  # start both apps at once
-            apps = list(pool.map(lambda i: _relay(tmp, started[i][1], envs[i]), range(2)))
-        relay, control = (module_processes.add(proc) and app for proc, app in apps)
+        with ThreadPoolExecutor(2) as pool:  # both apps boot while the upstreams do
+            booting = pool.map(lambda i: _relay(module_processes, tmp, started[i][1], envs[i]), range(2))
+            for proc, (host, port) in started:
+                wait_serving(proc, f"http://{host}:{port}/v1/models", 20)
+            relay, control = booting
         # Between tokens first; then the first-token ones, right before the vanishing: their read
         # timeout runs from the request (a vanished upstream and a slow one look the same until
         # a byte is due), so any that time out before the link goes down are within the bound.
