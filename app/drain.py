@@ -10,12 +10,21 @@ open streams. Instead the worker keeps serving while it drains:
 4. once no stream is open, uvicorn's own exit handler runs and the worker exits, well before
    gunicorn's `graceful_timeout` (drain + 5 s) would kill it.
 
-A second SIGTERM, or SIGINT, skips the window: streams end with `server_shutdown` now.
+A second SIGTERM, SIGINT, or SIGQUIT (gunicorn's quick shutdown: the arbiter sends it to its
+workers on SIGINT/SIGQUIT) skips the window: streams end with `server_shutdown` now. A second
+SIGTERM to the arbiter reaches the workers too (app/gunicorn_conf.py `_forward_repeated_signals`).
+
+A worker whose arbiter is gone (killed by a supervisor that signals only the main PID) would keep
+serving for ever and share its port with the next instance. `watch_arbiter` polls the parent PID:
+an orphan stops listening at once (the port is free within a second) and drains as on SIGTERM.
+Bounds and the tests that prove them: docs/timeouts.md ("Signals").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -65,17 +74,27 @@ class Drain:
             await anyio.sleep(0.02)
 
 
+# How often a worker checks that its arbiter is still there (the orphan bound is this plus the
+# time to stop listening: well under a second).
+ARBITER_POLL_SECONDS = 0.2
+
+
 def install_signal_handlers(drain: Drain, on_drained: Callable[[], Any] | None = None) -> None:
     """Run inside the worker's event loop (lifespan startup), after uvicorn installed its handlers."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # SIGQUIT: uvicorn-worker only marks the gunicorn worker as not alive (uvicorn never sees it), so
+    # streams would run on until the arbiter's SIGKILL. Here it is a quick shutdown, like SIGINT.
+    previous[signal.SIGQUIT] = previous[signal.SIGINT]
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.remove_signal_handler(signal.SIGQUIT)
 
     def exit_server(sig: int) -> None:
         handler = previous[sig]
         if callable(handler):
-            handler(sig, None)
+            handler(signal.SIGTERM if sig == signal.SIGQUIT else sig, None)
 
     async def drain_then_exit(sig: int, window: float) -> None:
         started = time.monotonic()
@@ -94,3 +113,25 @@ def install_signal_handlers(drain: Drain, on_drained: Callable[[], Any] | None =
 
     for sig in previous:
         signal.signal(sig, handler)
+
+    arbiter = os.environ.get("STREAMKIT_ARBITER_PID")
+    if arbiter:
+        watcher = loop.create_task(watch_arbiter(int(arbiter), lambda: handler(signal.SIGTERM, None)))
+        _background.add(watcher)
+
+
+_background: set[Any] = set()  # keeps the watcher task referenced
+
+
+async def watch_arbiter(arbiter_pid: int, drain_now: Callable[[], Any]) -> None:
+    """Orphaned (the arbiter died): stop accepting at once, then drain as on SIGTERM."""
+    import asyncio
+
+    from app.sockets import listening_fds, stop_listening
+
+    while os.getppid() == arbiter_pid:  # noqa: ASYNC110 (a parent change has no event to wait on)
+        await anyio.sleep(ARBITER_POLL_SECONDS)
+    fds = listening_fds()
+    stop_listening(fds, asyncio.get_running_loop().remove_reader)
+    log.warning("arbiter %d is gone: stopped listening (%d socket(s)); draining", arbiter_pid, len(fds))
+    drain_now()

@@ -6,6 +6,7 @@ source. Docs: https://docs.gunicorn.org/en/stable/settings.html
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -90,9 +91,54 @@ def _serve_metrics(where: str) -> None:
         )
 
 
+def post_worker_init(worker: Any) -> None:
+    _serve_metrics("worker")
+
+
+# --- dead peers and signals (issue 16; app/sockets.py, app/drain.py, docs/timeouts.md) ----------
+
+
 def when_ready(server: Any) -> None:
+    """In the arbiter, once its listening sockets exist and before any worker is forked."""
+    _dead_peer_listeners(server)
+    _forward_repeated_signals(server)
     _serve_metrics("arbiter")
 
 
-def post_worker_init(worker: Any) -> None:
-    _serve_metrics("worker")
+def _dead_peer_listeners(server: Any) -> None:
+    """TCP_USER_TIMEOUT + keepalive on the listeners: every accepted connection inherits them
+    (DEAD_PEER_TIMEOUT; app/sockets.py explains the mechanism)."""
+    from app.sockets import apply_to_listeners
+
+    options = apply_to_listeners([listener.sock for listener in server.LISTENERS], _settings)
+    server.log.info("dead-peer socket options on listeners: %s", options or "off (DEAD_PEER_TIMEOUT=0)")
+
+
+def _forward_repeated_signals(server: Any) -> None:
+    """A second SIGTERM to the arbiter ends every stream now.
+
+    gunicorn's arbiter handles SIGTERM by sending SIGTERM to every worker and then waiting up to
+    graceful_timeout in a loop that reads only SIGINT/SIGQUIT from its queue: a second SIGTERM
+    would be dropped. Here it goes straight to the workers, whose drain handler (app/drain.py)
+    treats a repeated SIGTERM as "no window": every open stream ends with `server_shutdown`.
+    """
+    import signal
+
+    queue_signal = server.signal
+    seen = {"term": 0}
+
+    def on_term(sig: int, frame: Any) -> None:
+        seen["term"] += 1
+        if seen["term"] > 1:
+            for pid in list(server.WORKERS):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        queue_signal(sig, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each new worker: remember the arbiter, so the worker notices when it is gone (an
+    orphan stops accepting at once and drains: app/drain.py `watch_arbiter`)."""
+    os.environ["STREAMKIT_ARBITER_PID"] = str(server.pid)

@@ -112,6 +112,35 @@ class Settings(BaseSettings):
     # Lifetime of a browser stream token (POST /v1/stream-tokens), good for one stream.
     stream_token_ttl_seconds: float = Field(60.0, gt=0, le=3600)
 
+    # --- dead peers (issue 16; app/sockets.py, docs/timeouts.md) -------------------------------
+    # Longest time from a peer vanishing (client or upstream; no FIN, no RST) to the app ending the
+    # stream and closing the other side. Unset: 2 × PING_INTERVAL (30 s). 0: off (the kernel's own
+    # ~15 min of retransmissions). Sets TCP_USER_TIMEOUT = (DEAD_PEER_TIMEOUT − PING_INTERVAL) / 2
+    # and TCP keepalive on every accepted and every upstream connection (app/sockets.py).
+    dead_peer_timeout: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _dead_peer(self) -> Settings:
+        if 0 < self.dead_peer_budget <= self.ping_interval:
+            raise ValueError("DEAD_PEER_TIMEOUT must exceed PING_INTERVAL (or be 0: off)")
+        return self
+
+    @property
+    def dead_peer_budget(self) -> float:
+        """DEAD_PEER_TIMEOUT, or its default 2 × PING_INTERVAL; 0 means off."""
+        return 2 * self.ping_interval if self.dead_peer_timeout is None else self.dead_peer_timeout
+
+    @property
+    def tcp_user_timeout(self) -> float:
+        """Seconds unacknowledged data may stay in flight (TCP_USER_TIMEOUT). A stream has data in
+        flight within PING_INTERVAL of its peer vanishing; the kernel checks the user timeout only
+        when its retransmission timer fires, which backs off exponentially (200 ms, 400 ms, ...),
+        so the abort comes up to about twice the user timeout after the first unacknowledged
+        byte. Half of what is left after one heartbeat keeps the whole within the budget."""
+        return max(0.0, self.dead_peer_budget - self.ping_interval) / 2
+
+    # --- end of dead peers ----------------------------------------------------------------------
+
     # Directory for prometheus_client multiprocess files (set by `streamkit serve`).
     prometheus_multiproc_dir: str = ""
     # i21: the metrics listener's port (on HOST), apart from the public port: GET /metrics there

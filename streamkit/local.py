@@ -158,6 +158,7 @@ def start_app(
     port: int | None = None,
     timeout: float = 20.0,
     metrics_port: int | None = None,
+    host: str = "127.0.0.1",
 ) -> tuple[Process, str]:
     """Start the reference app under gunicorn (`streamkit serve`); return it and its base URL. Its
     metrics listener gets a free port too (`metrics_url(url)` names it)."""
@@ -172,7 +173,7 @@ def start_app(
             "streamkit.cli",
             "serve",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--workers",
@@ -183,7 +184,7 @@ def start_app(
         log_path=log_dir / f"app-{port}.log",
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
     ).start()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     wait_serving(proc, url + "/healthz", timeout)
     wait_serving(proc, register_metrics(url, metrics_port), timeout)
     return proc, url

@@ -45,6 +45,7 @@ from openai._streaming_cleanup import drain_response_async
 
 from app.errors import UPSTREAM_ERROR, UPSTREAM_TIMEOUT
 from app.settings import Settings
+from app.sockets import upstream_http_client
 from app.upstreams.base import Chunk, Generation, UpstreamError
 
 log = logging.getLogger("app.upstream")
@@ -269,6 +270,8 @@ class OpenAIUpstream:
             max_retries=0,
             # read: the longest silence between two reads, the wait for response headers included.
             timeout=httpx2.Timeout(connect=connect, read=settings.upstream_read_timeout, write=connect, pool=connect),
+            # A vanished upstream (no FIN, no RST) is given up within DEAD_PEER_TIMEOUT (app/sockets.py).
+            http_client=upstream_http_client(settings),
         )
 
     # --- models -------------------------------------------------------------------------------

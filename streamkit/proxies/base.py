@@ -166,7 +166,7 @@ class ProxyDef:
             env=self.env(launch),
             cwd=workdir,
         ).start()
-        ports = [_port(values[key]) for key in ("listen", "tls_listen") if key in values]
+        ports = [str(values[key]) for key in ("listen", "tls_listen") if key in values]
         ready = self.ready
 
         def serving() -> bool:
@@ -176,13 +176,10 @@ class ProxyDef:
         return proc
 
 
-def _port(value: Value) -> int:
-    return int(str(value).rpartition(":")[2])
-
-
-def _accepts(port: int) -> bool:
+def _accepts(address: str) -> bool:
+    host, _, port = address.rpartition(":")  # `host:port`, or a bare port on 127.0.0.1
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.5):
             return True
     except OSError:
         return False

@@ -38,6 +38,10 @@ def start(processes: Processes, tmp: Path, workers: int = 1, **env: str) -> Runn
             "SEND_TIMEOUT": str(SEND_TIMEOUT),
             "EMIT_TIMESTAMPS": "true",
             "FAKE_RECORD_DIR": str(records),
+            # Dead-peer socket options off: with them, the kernel drops a client whose receive
+            # window stays shut for TCP_USER_TIMEOUT, before SEND_TIMEOUT (which these tests
+            # measure) can start. Both behaviours: docs/timeouts.md "Dead peers", tests/netns/.
+            "DEAD_PEER_TIMEOUT": "0",
             **env,
         },
         workers=workers,

@@ -45,6 +45,9 @@ def app_env(base_url: str, **extra: str) -> dict[str, str]:
         "PING_INTERVAL": str(PING_INTERVAL),
         "SEND_TIMEOUT": str(SEND_TIMEOUT),
         "ALLOW_ANONYMOUS": "true",  # issue #20: these tests are about relaying, not client keys (tests/auth)
+        # Off, so SEND_TIMEOUT decides for a client that stops reading (with the dead-peer options
+        # the kernel drops it first: docs/timeouts.md "Dead peers").
+        "DEAD_PEER_TIMEOUT": "0",
         **extra,
     }
 
