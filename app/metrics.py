@@ -162,6 +162,35 @@ UPSTREAM_ERRORS = Counter(
 )
 
 
+# --- resumable streams (issue 19; docs/resume.md) ------------------------------------------------
+RESUMABLE_STARTED = Counter(
+    "streamkit_resumable_streams_total",
+    "Resumable streams started (generation detached from the connection), by log backend.",
+    ["route", "backend"],
+)
+RESUMES = Counter(
+    "streamkit_resumes_total",
+    "Reconnects with Last-Event-ID (or GET /v1/streams/{id}) by result: resumed, gone (204: "
+    "unknown, expired or already ended), forbidden (another client's stream).",
+    ["result"],
+)
+REJOINS = Counter(
+    "streamkit_resume_rejoins_total",
+    "Resumed reconnects by where they landed: replica=same (the producing worker) or other.",
+    ["replica"],
+)
+RESUME_CANCELS = Counter(
+    "streamkit_resume_cancels_total",
+    "Resumable generations stopped before they ended, by reason: client_cancel (POST "
+    "/v1/streams/{id}/cancel), grace_expired (nobody rejoined), producer_lost (lease expired, "
+    "ended by a reader), log_lost (the log refused an append).",
+    ["reason"],
+)
+RESUME_GRACE_EXPIRIES = Counter(
+    "streamkit_resume_grace_expiries_total",
+    "Resumable generations cancelled because no reader rejoined within RESUME_GRACE_SECONDS.",
+)
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition, aggregated over all gunicorn workers in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

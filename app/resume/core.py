@@ -1,0 +1,427 @@
+"""Resumable streams: the generation runs detached from the HTTP connection and writes its framed
+events into a per-stream log; every HTTP response (the first one and each rejoin) reads the log
+from an offset, then follows it live.
+
+* **Producer** (one task per resumable stream, in the worker that started it): runs the kit's own
+  `Stream` (app/streaming.py: the upstream read, max duration, drain, terminal event) and appends
+  each frame to the log. A watchdog holds the lease (Redis), stops the generation when nobody has
+  been attached for RESUME_GRACE_SECONDS or when a cancel was requested, and the log always ends
+  with a terminal event and an END marker.
+* **Reader** (the body of each HTTP response): replays the log after the client's offset, then
+  follows it; `id: <stream id>:<offset>` on every event, so a reconnect's `Last-Event-ID` names the
+  stream and where to go on. A reader that finds the producer's lease expired ends the stream with
+  an `error` event (written into the log at the next offset: whoever writes it first wins).
+
+Streams that do not opt in never come here: they keep the cancel-on-disconnect path unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from app import metrics as m
+from app.drain import Drain
+from app.errors import NOT_FOUND, SERVER_ERROR, SERVER_SHUTDOWN, APIError, error_body
+from app.redis_conn import redis_client
+from app.resume.log import CANCEL_CHANNEL, END, Entry, LogFull, MemoryLog, Meta, RedisLog, StreamLog
+from app.settings import Settings
+from app.streaming import STREAM_HEADERS, Stream
+from app.upstreams.base import Generation, UpstreamStream
+from app.wire import ChatCompletionsEncoder, ChatStreamEncoder, Encoder, ResponsesEncoder
+
+log = logging.getLogger("app.resume")
+
+# The owner token: set as this cookie on the first response (browsers), and accepted in this
+# header instead (API clients without a cookie jar). Only its SHA-256 is stored with the log.
+# Not the `streamkit_stream` cookie: every stream response rewrites that one to its request id, so
+# opening any other stream would orphan a resumable one.
+OWNER_COOKIE = "streamkit_resume"
+TOKEN_HEADER = "streamkit-resume-token"
+# POST /v1/chat/completions (and /v1/responses) opt in with this request header.
+RESUMABLE_HEADER = "streamkit-resumable"
+# Every resumable response names its stream here (rejoin: GET /v1/streams/{id}).
+STREAM_ID_HEADER = "Streamkit-Stream-Id"
+
+# Error types written into the log when a resumable stream ends early (OpenAI-style body).
+CANCELLED = "stream_cancelled"
+PRODUCER_LOST = "producer_lost"
+
+# How often the producer's watchdog looks at readers, cancels and the lease: the grace and an
+# explicit cancel (when pub/sub missed it) act within this much.
+WATCH_INTERVAL = 0.2
+# A reader blocks this long on the log before it checks the producer's lease again.
+READ_WAIT = 0.5
+# A reader refreshes its presence this often (the presence lapses after READER_PRESENCE_SECONDS).
+READER_REFRESH = 1.0
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
+_LAST_EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{16,64}):(-1|\d{1,12})$")
+
+_instance: tuple[int, str] | None = None
+
+
+def instance_id() -> str:
+    """This worker process (host, pid and a random part, so a restarted pid is a new instance)."""
+    global _instance
+    if _instance is None or _instance[0] != os.getpid():
+        _instance = (os.getpid(), f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    return _instance[1]
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def presented_token(request: Request) -> str | None:
+    token = request.headers.get(TOKEN_HEADER) or request.cookies.get(OWNER_COOKIE)
+    return token if token and _TOKEN.match(token) else None
+
+
+def parse_event_id(value: str) -> tuple[str, int]:
+    """`<stream id>:<offset>` as sent in `id:`; a clear 400 for anything else."""
+    match = _LAST_EVENT_ID.match(value.strip())
+    if not match:
+        raise APIError(400, "Last-Event-ID must be '<stream id>:<offset>' as sent by this server.",
+                       param="Last-Event-ID", code="invalid_last_event_id")
+    return match.group(1), int(match.group(2))
+
+
+def strip_id(frame: bytes) -> bytes:
+    """The encoder's own `id:` line is replaced by the reader's `id: <stream>:<offset>`."""
+    if frame.startswith(b"id:"):
+        return frame[frame.index(b"\n") + 1 :]
+    return frame
+
+
+_ENCODERS: dict[str, type[Encoder]] = {
+    "chat_stream": ChatStreamEncoder,
+    "chat_completions": ChatCompletionsEncoder,
+    "responses": ResponsesEncoder,
+}
+
+
+def error_frame(route: str, body: dict[str, Any], offset: int) -> bytes:
+    """An `error` event in the wire format of `route` (for a stream whose producer is gone)."""
+    encoder = _ENCODERS.get(route, ChatStreamEncoder)(request_id="", model="", emit_timestamps=False, retry_ms=0)
+    if isinstance(encoder, ResponsesEncoder):
+        encoder.seq = offset  # sequence_number == offset in a Responses log
+    return encoder.error(body)
+
+
+class _Response(EventSourceResponse):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.info("send timeout: resumable reader dropped (the generation goes on)")
+
+
+class Producer:
+    """One detached generation writing into the log."""
+
+    def __init__(self, manager: Resume, sid: str, route: str, stream: Stream) -> None:
+        self.manager = manager
+        self.log = manager.log
+        self.sid = sid
+        self.route = route
+        self.stream = stream
+        self.scope = anyio.CancelScope()
+        self.reason: str | None = None
+        self.next = 0  # offset of the next frame
+        self.pending: list[Entry] = []
+        self.wake = anyio.Event()
+        self.closing = False
+
+    def cancel(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.stream.reason = reason  # why the upstream is closed (its record, the cancel metrics)
+            m.RESUME_CANCELS.labels(reason).inc()
+        self.scope.cancel()
+
+    async def _put(self, frame: bytes) -> None:
+        entry = Entry(self.next, frame)
+        self.next += 1
+        if not self.log.shared:  # in memory: an append is a list append, no round trip to coalesce
+            await self.log.append(self.sid, [entry])
+            return
+        self.pending.append(entry)
+        self.wake.set()
+
+    async def _writer(self) -> None:
+        """Redis: one pipelined round trip for whatever piled up while the previous one was in
+        flight. Added latency per event: at most one round trip (the one in flight)."""
+        while True:
+            await self.wake.wait()
+            self.wake = anyio.Event()
+            while self.pending:
+                batch, self.pending = self.pending, []
+                if not await self.log.append(self.sid, batch):
+                    # An offset was taken: a reader declared this producer lost and ended the log.
+                    self.pending.clear()
+                    self.cancel("log_lost")
+                    return
+            if self.closing:
+                return
+
+    async def _watch(self) -> None:
+        grace = self.manager.settings.resume_grace_seconds
+        lease_every = self.manager.settings.resume_lease_seconds / 3
+        next_lease = anyio.current_time() + lease_every
+        abandoned_at: float | None = None
+        while True:
+            await anyio.sleep(WATCH_INTERVAL)
+            now = anyio.current_time()
+            if self.log.shared and now >= next_lease:
+                await self.log.hold_lease(self.sid, instance_id())
+                next_lease = now + lease_every
+            if await self.log.cancel_requested(self.sid):
+                self.cancel("client_cancel")
+                return
+            if await self.log.readers(self.sid):
+                abandoned_at = None
+            elif abandoned_at is None:
+                abandoned_at = now
+            elif now - abandoned_at >= grace:
+                m.RESUME_GRACE_EXPIRIES.inc()
+                self.cancel("grace_expired")
+                return
+
+    async def run(self) -> None:
+        drain = self.manager.drain
+        # Held by the drain until the log has its terminal event: on SIGTERM the worker waits for
+        # resumable generations to finish or end with `server_shutdown` in the log (the Stream's
+        # own scope gets the drain deadline, as for every stream).
+        hold = anyio.CancelScope()
+        drain.register(hold)
+        try:
+            async with anyio.create_task_group() as outer:
+                if self.log.shared:
+                    outer.start_soon(self._writer)
+                try:
+                    with self.scope:
+                        async with anyio.create_task_group() as group:
+                            group.start_soon(self.stream.produce)
+                            group.start_soon(self._watch)
+                            async for frame in self.stream.events():
+                                await self._put(frame)
+                            group.cancel_scope.cancel()
+                    if self.stream.outcome is None:  # stopped before its terminal event
+                        reason = self.reason or "cancelled"
+                        if drain.draining and self.reason is None:
+                            body = error_body("The server is shutting down; retry the request.", SERVER_SHUTDOWN)
+                        else:
+                            body = error_body(f"The stream was stopped ({reason}).", CANCELLED, code=reason)
+                        await self._put(error_frame(self.route, body, self.next))
+                    await self._put(END)
+                finally:
+                    self.closing = True
+                    self.wake.set()
+        except Exception:
+            log.exception("resumable stream %s failed", self.sid)
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await self.log.finish(self.sid)
+                drain.unregister(hold)
+                self.manager.producers.pop(self.sid, None)
+
+
+class Resume:
+    """Per worker: the log backend, the producers running here, the cancel listener (Redis)."""
+
+    def __init__(self, settings: Settings, drain: Drain) -> None:
+        self.settings = settings
+        self.drain = drain
+        max_age = settings.max_stream_seconds + settings.resume_ttl_seconds
+        self.log: StreamLog
+        if settings.redis_url:
+            self.redis = redis_client(settings.redis_url)
+            self.log = RedisLog(self.redis, settings.resume_max_events, settings.resume_ttl_seconds, max_age,
+                                settings.resume_lease_seconds)
+        else:
+            self.log = MemoryLog(settings.resume_max_streams, settings.resume_max_events,
+                                 settings.resume_ttl_seconds, max_age)
+        self.producers: dict[str, Producer] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listener: asyncio.Task[None] | None = None
+
+    # --- start ------------------------------------------------------------------------------
+    async def start(
+        self, request: Request, route: str, generation: Generation, encoder: Encoder, upstream: UpstreamStream
+    ) -> Response:
+        """Detach the generation (upstream already opened) and answer with a reader from offset 0."""
+        token = presented_token(request) or secrets.token_urlsafe(24)
+        sid = secrets.token_urlsafe(18)
+        if isinstance(encoder, ResponsesEncoder):  # the response id names the stream (background mode)
+            encoder.response_id = f"resp_{sid}"
+        meta = Meta(digest(token), instance_id(), route)
+        try:
+            await self.log.create(sid, meta)
+        except LogFull as exc:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose("resume_log_full")
+            raise APIError(503, f"Too many resumable streams open; retry later ({exc}).", SERVER_ERROR,
+                           code="resume_capacity") from None
+        stream = Stream(
+            route=route,
+            upstream=upstream,
+            encoder=encoder,
+            settings=self.settings,
+            drain=self.drain,
+            received_at=request.state.received_at,
+            prompt_tokens=len(generation.prompt.split()),
+        )
+        producer = Producer(self, sid, route, stream)
+        self.producers[sid] = producer
+        if self.log.shared:
+            await self.log.hold_lease(sid, meta.producer)
+            self._listen()
+        reader = secrets.token_hex(8)
+        await self.log.attach(sid, reader)  # attached before the producer's watchdog first looks
+        task = asyncio.get_running_loop().create_task(producer.run(), name=f"resume-{sid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        m.RESUMABLE_STARTED.labels(route, self.log.name).inc()
+        response = self._response(sid, -1, meta.route, reader)
+        response.set_cookie(OWNER_COOKIE, token, httponly=True, samesite="strict", path="/")
+        if request.headers.get(RESUMABLE_HEADER):  # API clients: the token to rejoin or cancel with
+            response.headers["Streamkit-Resume-Token"] = token
+        return response
+
+    # --- rejoin -----------------------------------------------------------------------------
+    async def owned_meta(self, request: Request, sid: str) -> Meta | None:
+        """The stream's meta if it exists; 404 if it belongs to another client."""
+        meta = await self.log.meta(sid)
+        if meta is None:
+            return None
+        token = presented_token(request)
+        if token is None or not hmac.compare_digest(digest(token), meta.owner):
+            m.RESUMES.labels("forbidden").inc()
+            raise APIError(404, "No such stream for this client.", NOT_FOUND, code="stream_not_found")
+        return meta
+
+    async def join(self, request: Request, sid: str, after: int) -> Response:
+        """Replay after `after`, then follow. 204 (EventSource stops) when the stream is unknown,
+        expired, trimmed past `after`, or already ended: never a regeneration."""
+        meta = await self.owned_meta(request, sid)
+        if meta is None:
+            m.RESUMES.labels("gone").inc()
+            return Response(status_code=204)
+        ahead = await self.log.read(sid, after, 0)
+        if ahead is None or (ahead and ahead[0].frame == END):
+            m.RESUMES.labels("gone").inc()
+            return Response(status_code=204)
+        m.RESUMES.labels("resumed").inc()
+        m.REJOINS.labels("same" if meta.producer == instance_id() else "other").inc()
+        reader = secrets.token_hex(8)
+        await self.log.attach(sid, reader)
+        return self._response(sid, after, meta.route, reader)
+
+    def _response(self, sid: str, after: int, route: str, reader: str) -> Response:
+        settings = self.settings
+
+        def ping() -> ServerSentEvent:
+            m.PINGS_SENT.labels(route).inc()
+            return ServerSentEvent(comment="ping", sep="\n")
+
+        return _Response(
+            self._follow(sid, after, route, reader),
+            headers={**STREAM_HEADERS, STREAM_ID_HEADER: sid},
+            ping=settings.ping_interval,
+            ping_message_factory=ping,
+            sep="\n",
+            send_timeout=settings.send_timeout,
+        )
+
+    async def _follow(self, sid: str, after: int, route: str, reader: str) -> AsyncIterator[bytes]:
+        prefix = f"id: {sid}:".encode()
+        refreshed = time.monotonic()
+        try:
+            while True:
+                entries = await self.log.read(sid, after, READ_WAIT)
+                if entries is None:
+                    return  # expired or trimmed: cut without a terminal; the reconnect gets 204
+                for entry in entries:
+                    if entry.frame == END:
+                        return
+                    yield prefix + b"%d\n" % entry.offset + strip_id(entry.frame)
+                    after = entry.offset
+                if not entries and self.log.shared and not await self.log.lease_alive(sid):
+                    await self._end_lost(sid, after, route)
+                if self.log.shared and time.monotonic() - refreshed >= READER_REFRESH:
+                    await self.log.attach(sid, reader)
+                    refreshed = time.monotonic()
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self.log.detach(sid, reader)
+
+    async def _end_lost(self, sid: str, after: int, route: str) -> None:
+        """The producer's lease lapsed (killed, node lost): end the log with an `error` event. If
+        another reader (or the producer) wrote at that offset first, the append fails: fine."""
+        body = error_body("The instance generating this stream stopped; retry the request.", SERVER_ERROR,
+                          code=PRODUCER_LOST)
+        if await self.log.append(sid, [Entry(after + 1, error_frame(route, body, after + 1)), Entry(after + 2, END)]):
+            m.RESUME_CANCELS.labels(PRODUCER_LOST).inc()
+            await self.log.finish(sid)
+
+    # --- cancel -----------------------------------------------------------------------------
+    async def cancel(self, request: Request, sid: str) -> dict[str, Any]:
+        meta = await self.owned_meta(request, sid)
+        if meta is None:
+            raise APIError(404, "No such stream for this client.", NOT_FOUND, code="stream_not_found")
+        producer = self.producers.get(sid)
+        if producer is not None:
+            producer.cancel("client_cancel")
+        else:
+            await self.log.request_cancel(sid)  # the producer (another worker or replica) acts on it
+        return {"id": sid, "object": "stream.cancel", "status": "cancelling"}
+
+    def _listen(self) -> None:
+        """Redis: one subscription per worker; a cancel published by any replica stops the local
+        producer at once (the producers' watchdogs also see the cancel key within WATCH_INTERVAL)."""
+        if self._listener is not None and not self._listener.done():
+            return
+
+        async def listen() -> None:
+            while True:
+                try:
+                    pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                    await pubsub.subscribe(CANCEL_CHANNEL)
+                    async for message in pubsub.listen():
+                        producer = self.producers.get(message["data"].decode())
+                        if producer is not None:
+                            producer.cancel("client_cancel")
+                except Exception:
+                    log.warning("resume cancel listener: reconnecting", exc_info=True)
+                    await anyio.sleep(1.0)
+
+        self._listener = asyncio.get_running_loop().create_task(listen(), name="resume-cancel-listener")
+
+
+def resume_of(request: Request) -> Resume:
+    """The worker's Resume (created on first use, inside the worker's event loop)."""
+    state = request.app.state
+    manager: Resume | None = getattr(state, "resume", None)
+    if manager is None:
+        manager = Resume(state.settings, state.drain)
+        state.resume = manager
+    return manager
