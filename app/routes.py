@@ -237,7 +237,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         extra=body.passthrough(),
     )
     encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage)
-    if body.stream and resume_routes.wants_resume(request):  # issue 19: `Streamkit-Resumable: 1`
+    if resume_routes.wants_resume(request, body):  # issue 19: `Streamkit-Resumable: 1`
         upstream_stream = await _open(request, "chat_completions", generation)
         return await resume_routes.start_resumable(request, "chat_completions", generation, encoder, upstream_stream)
     if body.stream:
@@ -292,6 +292,9 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         fake=_knobs(settings, upstream, body.fake),
     )
     encoder = ResponsesEncoder(**_encoder_args(request, body.model))
+    if resume_routes.wants_resume(request, body):  # issue 19: `background: true` (or the header)
+        upstream_stream = await _open(request, "responses", generation)
+        return await resume_routes.start_resumable(request, "responses", generation, encoder, upstream_stream)
     if body.stream:
         return await _stream(request, "responses", generation, encoder)
     text, _, usage = await _complete(request, "responses", generation)

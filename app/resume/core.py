@@ -303,7 +303,7 @@ class Resume:
         m.RESUMABLE_STARTED.labels(route, self.log.name).inc()
         response = self._response(sid, -1, meta.route, reader)
         response.set_cookie(OWNER_COOKIE, token, httponly=True, samesite="strict", path="/")
-        if request.headers.get(RESUMABLE_HEADER):  # API clients: the token to rejoin or cancel with
+        if route != "chat_stream":  # API clients (no cookie jar): the token to rejoin or cancel with
             response.headers["Streamkit-Resume-Token"] = token
         return response
 
@@ -353,7 +353,11 @@ class Resume:
         )
 
     async def _follow(self, sid: str, after: int, route: str, reader: str) -> AsyncIterator[bytes]:
-        prefix = f"id: {sid}:".encode()
+        # `id: <stream>:<offset>` on the EventSource route. Not on the OpenAI routes: their wire stays
+        # OpenAI's, and the openai SDK turns a heartbeat comment after any `id:` into an empty event
+        # it fails to parse (openai/openai-python#3833). There the offset is the count of events
+        # received - 1 (for Responses, the `sequence_number`): rejoin with `?after=N`.
+        prefix = f"id: {sid}:".encode() if route == "chat_stream" else None
         refreshed = time.monotonic()
         try:
             while True:
@@ -363,7 +367,7 @@ class Resume:
                 for entry in entries:
                     if entry.frame == END:
                         return
-                    yield prefix + b"%d\n" % entry.offset + strip_id(entry.frame)
+                    yield prefix + b"%d\n" % entry.offset + strip_id(entry.frame) if prefix else entry.frame
                     after = entry.offset
                 if not entries and self.log.shared and not await self.log.lease_alive(sid):
                     await self._end_lost(sid, after, route)

@@ -9,6 +9,11 @@ from __future__ import annotations
 import secrets
 import time
 
+import httpx
+import pytest
+from httpx_sse import ServerSentEvent, connect_sse
+from openai import NotFoundError, OpenAI
+
 from app.resume.core import OWNER_COOKIE
 from tests.app.conftest import RunningApp
 from tests.resume.conftest import (
@@ -115,3 +120,83 @@ def test_rejoin_within_the_grace_keeps_it_going(memory_app: RunningApp) -> None:
     assert [e.event for e in rest.terminal] == ["done"]
     assert first.text + rest.text == expected_text(memory_app.url, prompt, tokens)
     assert memory_app.record(rid).completed
+
+
+def _chat_body(prompt: str, tokens: int, rate: float = 20) -> dict[str, object]:
+    return {"model": "streamkit-fake", "messages": [{"role": "user", "content": prompt}], "stream": True,
+            "fake": {"tokens": tokens, "tokens_per_second": rate, "first_token_delay": 0}}
+
+
+def _content(events: list[ServerSentEvent]) -> str:
+    text = ""
+    for event in events:
+        if event.data != "[DONE]":
+            text += "".join(c["delta"].get("content") or "" for c in event.json()["choices"])
+    return text
+
+
+def test_chat_completions_resume_with_the_header(memory_app: RunningApp) -> None:
+    """POST /v1/chat/completions + `Streamkit-Resumable: 1`, rejoined by GET /v1/streams/{id} with the
+    token header (no cookie jar). Control: a wrong token gets 404."""
+    prompt, tokens = "resume-post", 30
+    rid = request_id("mem-post")
+    before = records_of(memory_app.records)
+    headers = {"Streamkit-Resumable": "1", "X-Request-ID": rid}
+    body = _chat_body(prompt, tokens)
+    first: list[ServerSentEvent] = []
+    with httpx.Client(base_url=memory_app.url, timeout=30) as client, \
+            connect_sse(client, "POST", "/v1/chat/completions", json=body, headers=headers) as source:
+        sid, token = source.response.headers["streamkit-stream-id"], source.response.headers["streamkit-resume-token"]
+        for event in source.iter_sse():
+            first.append(event)
+            if len(first) == 6:
+                break
+    assert all(not e.id for e in first)  # the OpenAI wire: no `id:` lines
+    rejoin = f"/v1/streams/{sid}?after={len(first) - 1}"
+    with httpx.Client(base_url=memory_app.url, timeout=30) as client:
+        wrong = client.get(rejoin, headers={"Streamkit-Resume-Token": secrets.token_urlsafe(24)})
+        assert wrong.status_code == 404
+        with connect_sse(client, "GET", rejoin, headers={"Streamkit-Resume-Token": token}) as source:
+            rest = [e for e in source.iter_sse() if e.data]
+    assert rest[-1].data == "[DONE]"
+    with httpx.Client(base_url=memory_app.url, timeout=30) as client:
+        plain = client.post("/v1/chat/completions", json={**_chat_body(prompt, tokens, rate=0), "stream": False})
+    assert _content(first) + _content(rest) == plain.json()["choices"][0]["message"]["content"]
+    assert records_of(memory_app.records) - before - {plain.headers["x-request-id"]} == {rid}
+
+
+def test_responses_background_resume_with_the_openai_sdk(memory_app: RunningApp) -> None:
+    """OpenAI's own client: `background: true` streaming, then `retrieve(stream=True, starting_after=N)`."""
+    token = secrets.token_urlsafe(24)  # chosen by the client, sent on every request
+    headers = {"Streamkit-Resume-Token": token}
+    client = OpenAI(base_url=memory_app.url + "/v1", api_key="unused", default_headers=headers)
+    fake = {"fake": {"tokens": 30, "tokens_per_second": 20, "first_token_delay": 0}}
+    seen: list[int] = []
+    text = ""
+    with client.responses.create(model="streamkit-fake", input="resume-background", stream=True, background=True,
+                                 extra_body=fake) as stream:
+        for event in stream:
+            seen.append(event.sequence_number)
+            if event.type == "response.created":
+                response_id = event.response.id
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            if len(seen) == 10:
+                break
+    # Control: another client's token cannot resume it (while it runs: a finished log expires after TTL).
+    other = OpenAI(base_url=memory_app.url + "/v1", api_key="unused",
+                   default_headers={"Streamkit-Resume-Token": secrets.token_urlsafe(24)})
+    with pytest.raises(NotFoundError):
+        other.responses.retrieve(response_id, stream=True, starting_after=0)
+    with client.responses.retrieve(response_id, stream=True, starting_after=seen[-1]) as rest:
+        for event in rest:
+            seen.append(event.sequence_number)
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            if event.type == "response.completed":
+                final = event.response.output_text
+    assert seen == list(range(len(seen)))  # nothing missing or repeated
+    assert text == final and final
+    fast = {"fake": {**fake["fake"], "tokens_per_second": 0}}
+    plain = client.responses.create(model="streamkit-fake", input="resume-background", extra_body=fast)
+    assert text == plain.output_text

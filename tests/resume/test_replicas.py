@@ -117,13 +117,18 @@ def _kill_instance(app: RunningApp) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
-@pytest.mark.parametrize("kill", [True, False], ids=["producer_killed", "control_alive"])
-def test_killed_producer_ends_the_stream_with_an_error(
-    pair: Pair, processes: Processes, tmp_path: Path, kill: bool
+DRAIN = 1.0  # DRAIN_SECONDS of the producer in the SIGTERM case
+
+
+@pytest.mark.parametrize("end", ["sigkill", "sigterm", "alive"], ids=["producer_killed", "producer_drained",
+                                                                    "control_alive"])
+def test_producer_gone_ends_the_stream_with_an_error(
+    pair: Pair, processes: Processes, tmp_path: Path, end: str
 ) -> None:
-    """A third instance produces; the reader on B ends with `error` within LEASE + 1 s of the kill.
-    Control: with the producer alive, the same reader gets every token and `done`."""
-    producer = start(processes, tmp_path, **app_env(REDIS_URL=pair.redis_url))
+    """A third instance produces; a reader on B follows. SIGKILL: the reader ends with `error`
+    (producer_lost) within LEASE + 1 s. SIGTERM: the drain ends the log with `server_shutdown`
+    within DRAIN_SECONDS + 1 s. Control: with the producer alive, every token and `done`."""
+    producer = start(processes, tmp_path, **app_env(REDIS_URL=pair.redis_url, DRAIN_SECONDS=str(DRAIN)))
     tokens = 40
     with owner_client(producer.url) as client:
         first = read(client, stream_path("resume-kill", tokens, 20), stop_after_tokens=2)
@@ -137,15 +142,21 @@ def test_killed_producer_ends_the_stream_with_an_error(
                 if not event.data:
                     continue
                 received.append(event.event)
-                if kill and len(received) == 3:
-                    _kill_instance(producer)
+                if len(received) == 3 and end != "alive":
+                    if end == "sigkill":
+                        _kill_instance(producer)
+                    else:
+                        producer.proc.signal(signal.SIGTERM)
                     killed_at = time.monotonic()
                 if event.event in ("done", "error"):
                     ended_at = time.monotonic()
                     body = event.json()
                     break
-    if kill:
+    if end == "sigkill":
         assert received[-1] == "error" and body["error"]["code"] == "producer_lost", received
         assert ended_at - killed_at <= LEASE + 1.0
+    elif end == "sigterm":
+        assert received[-1] == "error" and body["error"]["type"] == "server_shutdown", received
+        assert ended_at - killed_at <= DRAIN + 1.0
     else:
         assert received[-1] == "done" and received.count("token") == tokens - 2
