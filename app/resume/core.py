@@ -64,9 +64,10 @@ STREAM_ID_HEADER = "Streamkit-Stream-Id"
 CANCELLED = "stream_cancelled"
 PRODUCER_LOST = "producer_lost"
 
-# How often the producer's watchdog looks at readers, cancels and the lease: the grace and an
-# explicit cancel (when pub/sub missed it) act within this much.
+# How often the producer's watchdog looks at its readers: the grace acts within this much.
 WATCH_INTERVAL = 0.2
+# How often it looks at the cancel key in Redis (the fallback if pub/sub missed a cancel).
+CANCEL_KEY_CHECK = 1.0
 # A reader blocks this long on the log before it checks the producer's lease again.
 READ_WAIT = 0.5
 # A reader refreshes its presence this often (the presence lapses after READER_PRESENCE_SECONDS).
@@ -135,11 +136,13 @@ class _Response(EventSourceResponse):
 
 
 class Producer:
-    """One detached generation writing into the log."""
+    """One detached generation writing into the log: always into this worker's memory (readers on
+    this worker follow it without a round trip), and into Redis when configured (any replica)."""
 
     def __init__(self, manager: Resume, sid: str, route: str, stream: Stream) -> None:
         self.manager = manager
-        self.log = manager.log
+        self.local = manager.local
+        self.shared = manager.shared
         self.sid = sid
         self.route = route
         self.stream = stream
@@ -160,21 +163,20 @@ class Producer:
     async def _put(self, frame: bytes) -> None:
         entry = Entry(self.next, frame)
         self.next += 1
-        if not self.log.shared:  # in memory: an append is a list append, no round trip to coalesce
-            await self.log.append(self.sid, [entry])
-            return
-        self.pending.append(entry)
-        self.wake.set()
+        await self.local.append(self.sid, [entry])  # a list append: no round trip
+        if self.shared is not None:
+            self.pending.append(entry)
+            self.wake.set()
 
-    async def _writer(self) -> None:
+    async def _writer(self, shared: StreamLog) -> None:
         """Redis: one pipelined round trip for whatever piled up while the previous one was in
-        flight. Added latency per event: at most one round trip (the one in flight)."""
+        flight. Added latency per event for readers on other workers: at most the round trip in flight."""
         while True:
             await self.wake.wait()
             self.wake = anyio.Event()
             while self.pending:
                 batch, self.pending = self.pending, []
-                if not await self.log.append(self.sid, batch):
+                if not await shared.append(self.sid, batch):
                     # An offset was taken: a reader declared this producer lost and ended the log.
                     self.pending.clear()
                     self.cancel("log_lost")
@@ -185,18 +187,26 @@ class Producer:
     async def _watch(self) -> None:
         grace = self.manager.settings.resume_grace_seconds
         lease_every = self.manager.settings.resume_lease_seconds / 3
-        next_lease = anyio.current_time() + lease_every
+        next_lease = next_cancel_check = anyio.current_time()
         abandoned_at: float | None = None
+        shared = self.shared
         while True:
             await anyio.sleep(WATCH_INTERVAL)
             now = anyio.current_time()
-            if self.log.shared and now >= next_lease:
-                await self.log.hold_lease(self.sid, instance_id())
+            if shared is not None and now >= next_lease:
+                await shared.hold_lease(self.sid, instance_id())
                 next_lease = now + lease_every
-            if await self.log.cancel_requested(self.sid):
-                self.cancel("client_cancel")
-                return
-            if await self.log.readers(self.sid):
+            # A cancel reaches this worker at once (in-process, or Redis pub/sub); the cancel key
+            # is the fallback for a missed message.
+            if shared is not None and now >= next_cancel_check:
+                if await shared.cancel_requested(self.sid):
+                    self.cancel("client_cancel")
+                    return
+                next_cancel_check = now + CANCEL_KEY_CHECK
+            readers = await self.local.readers(self.sid)
+            if not readers and shared is not None:
+                readers = await shared.readers(self.sid)
+            if readers:
                 abandoned_at = None
             elif abandoned_at is None:
                 abandoned_at = now
@@ -214,8 +224,8 @@ class Producer:
         drain.register(hold)
         try:
             async with anyio.create_task_group() as outer:
-                if self.log.shared:
-                    outer.start_soon(self._writer)
+                if self.shared is not None:
+                    outer.start_soon(self._writer, self.shared)
                 try:
                     with self.scope:
                         async with anyio.create_task_group() as group:
@@ -239,27 +249,30 @@ class Producer:
             log.exception("resumable stream %s failed", self.sid)
         finally:
             with anyio.CancelScope(shield=True):
-                with contextlib.suppress(Exception):
-                    await self.log.finish(self.sid)
+                await self.local.finish(self.sid)
+                if self.shared is not None:
+                    with contextlib.suppress(Exception):
+                        await self.shared.finish(self.sid)
                 drain.unregister(hold)
                 self.manager.producers.pop(self.sid, None)
 
 
 class Resume:
-    """Per worker: the log backend, the producers running here, the cancel listener (Redis)."""
+    """Per worker: the logs (this worker's memory; Redis when REDIS_URL is set), the producers
+    running here, the cancel listener (Redis)."""
 
     def __init__(self, settings: Settings, drain: Drain) -> None:
         self.settings = settings
         self.drain = drain
         max_age = settings.max_stream_seconds + settings.resume_ttl_seconds
-        self.log: StreamLog
+        self.local = MemoryLog(settings.resume_max_streams, settings.resume_max_events,
+                               settings.resume_ttl_seconds, max_age)
+        self.shared: StreamLog | None = None
         if settings.redis_url:
             self.redis = redis_client(settings.redis_url)
-            self.log = RedisLog(self.redis, settings.resume_max_events, settings.resume_ttl_seconds, max_age,
-                                settings.resume_lease_seconds)
-        else:
-            self.log = MemoryLog(settings.resume_max_streams, settings.resume_max_events,
-                                 settings.resume_ttl_seconds, max_age)
+            self.shared = RedisLog(self.redis, settings.resume_max_events, settings.resume_ttl_seconds, max_age,
+                                   settings.resume_lease_seconds)
+        self.backend = self.shared.name if self.shared is not None else self.local.name
         self.producers: dict[str, Producer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -275,12 +288,17 @@ class Resume:
             encoder.response_id = f"resp_{sid}"
         meta = Meta(digest(token), instance_id(), route)
         try:
-            await self.log.create(sid, meta)
-        except LogFull as exc:
+            await self.local.create(sid, meta)
+            if self.shared is not None:
+                await self.shared.create(sid, meta)
+                await self.shared.hold_lease(sid, meta.producer)
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await upstream.aclose("resume_log_full")
-            raise APIError(503, f"Too many resumable streams open; retry later ({exc}).", SERVER_ERROR,
-                           code="resume_capacity") from None
+                await upstream.aclose("resume_rejected")
+            if isinstance(exc, LogFull):
+                raise APIError(503, f"Too many resumable streams open; retry later ({exc}).", SERVER_ERROR,
+                               code="resume_capacity") from None
+            raise
         stream = Stream(
             route=route,
             upstream=upstream,
@@ -292,51 +310,62 @@ class Resume:
         )
         producer = Producer(self, sid, route, stream)
         self.producers[sid] = producer
-        if self.log.shared:
-            await self.log.hold_lease(sid, meta.producer)
+        if self.shared is not None:
             self._listen()
         reader = secrets.token_hex(8)
-        await self.log.attach(sid, reader)  # attached before the producer's watchdog first looks
+        await self.local.attach(sid, reader)  # attached before the producer's watchdog first looks
         task = asyncio.get_running_loop().create_task(producer.run(), name=f"resume-{sid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        m.RESUMABLE_STARTED.labels(route, self.log.name).inc()
-        response = self._response(sid, -1, meta.route, reader)
+        m.RESUMABLE_STARTED.labels(route, self.backend).inc()
+        response = self._response(self.local, sid, -1, meta.route, reader)
         response.set_cookie(OWNER_COOKIE, token, httponly=True, samesite="strict", path="/")
         if route != "chat_stream":  # API clients (no cookie jar): the token to rejoin or cancel with
             response.headers["Streamkit-Resume-Token"] = token
         return response
 
     # --- rejoin -----------------------------------------------------------------------------
-    async def owned_meta(self, request: Request, sid: str) -> Meta | None:
-        """The stream's meta if it exists; 404 if it belongs to another client."""
-        meta = await self.log.meta(sid)
-        if meta is None:
+    async def _find(self, sid: str) -> tuple[StreamLog, Meta] | None:
+        """This worker's copy if it has one (no round trip), else Redis."""
+        meta = await self.local.meta(sid)
+        if meta is not None:
+            return self.local, meta
+        if self.shared is not None:
+            meta = await self.shared.meta(sid)
+            if meta is not None:
+                return self.shared, meta
+        return None
+
+    async def _owned(self, request: Request, sid: str) -> tuple[StreamLog, Meta] | None:
+        """The stream's log and meta if it exists; 404 if it belongs to another client."""
+        found = await self._find(sid)
+        if found is None:
             return None
         token = presented_token(request)
-        if token is None or not hmac.compare_digest(digest(token), meta.owner):
+        if token is None or not hmac.compare_digest(digest(token), found[1].owner):
             m.RESUMES.labels("forbidden").inc()
             raise APIError(404, "No such stream for this client.", NOT_FOUND, code="stream_not_found")
-        return meta
+        return found
 
     async def join(self, request: Request, sid: str, after: int) -> Response:
         """Replay after `after`, then follow. 204 (EventSource stops) when the stream is unknown,
         expired, trimmed past `after`, or already ended: never a regeneration."""
-        meta = await self.owned_meta(request, sid)
-        if meta is None:
+        found = await self._owned(request, sid)
+        if found is None:
             m.RESUMES.labels("gone").inc()
             return Response(status_code=204)
-        ahead = await self.log.read(sid, after, 0)
+        stream_log, meta = found
+        ahead = await stream_log.read(sid, after, 0)
         if ahead is None or (ahead and ahead[0].frame == END):
             m.RESUMES.labels("gone").inc()
             return Response(status_code=204)
         m.RESUMES.labels("resumed").inc()
         m.REJOINS.labels("same" if meta.producer == instance_id() else "other").inc()
         reader = secrets.token_hex(8)
-        await self.log.attach(sid, reader)
-        return self._response(sid, after, meta.route, reader)
+        await stream_log.attach(sid, reader)
+        return self._response(stream_log, sid, after, meta.route, reader)
 
-    def _response(self, sid: str, after: int, route: str, reader: str) -> Response:
+    def _response(self, stream_log: StreamLog, sid: str, after: int, route: str, reader: str) -> Response:
         settings = self.settings
 
         def ping() -> ServerSentEvent:
@@ -344,7 +373,7 @@ class Resume:
             return ServerSentEvent(comment="ping", sep="\n")
 
         return _Response(
-            self._follow(sid, after, route, reader),
+            self._follow(stream_log, sid, after, route, reader),
             headers={**STREAM_HEADERS, STREAM_ID_HEADER: sid},
             ping=settings.ping_interval,
             ping_message_factory=ping,
@@ -352,7 +381,9 @@ class Resume:
             send_timeout=settings.send_timeout,
         )
 
-    async def _follow(self, sid: str, after: int, route: str, reader: str) -> AsyncIterator[bytes]:
+    async def _follow(
+        self, stream_log: StreamLog, sid: str, after: int, route: str, reader: str
+    ) -> AsyncIterator[bytes]:
         # `id: <stream>:<offset>` on the EventSource route. Not on the OpenAI routes: their wire stays
         # OpenAI's, and the openai SDK turns a heartbeat comment after any `id:` into an empty event
         # it fails to parse (openai/openai-python#3833). There the offset is the count of events
@@ -361,7 +392,7 @@ class Resume:
         refreshed = time.monotonic()
         try:
             while True:
-                entries = await self.log.read(sid, after, READ_WAIT)
+                entries = await stream_log.read(sid, after, READ_WAIT)
                 if entries is None:
                     return  # expired or trimmed: cut without a terminal; the reconnect gets 204
                 for entry in entries:
@@ -369,39 +400,42 @@ class Resume:
                         return
                     yield prefix + b"%d\n" % entry.offset + strip_id(entry.frame) if prefix else entry.frame
                     after = entry.offset
-                if not entries and self.log.shared and not await self.log.lease_alive(sid):
-                    await self._end_lost(sid, after, route)
-                if self.log.shared and time.monotonic() - refreshed >= READER_REFRESH:
-                    await self.log.attach(sid, reader)
+                if not stream_log.shared:
+                    continue
+                if not entries and not await stream_log.lease_alive(sid):
+                    await self._end_lost(stream_log, sid, after, route)
+                if time.monotonic() - refreshed >= READER_REFRESH:
+                    await stream_log.attach(sid, reader)
                     refreshed = time.monotonic()
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await self.log.detach(sid, reader)
+                await stream_log.detach(sid, reader)
 
-    async def _end_lost(self, sid: str, after: int, route: str) -> None:
+    async def _end_lost(self, stream_log: StreamLog, sid: str, after: int, route: str) -> None:
         """The producer's lease lapsed (killed, node lost): end the log with an `error` event. If
         another reader (or the producer) wrote at that offset first, the append fails: fine."""
         body = error_body("The instance generating this stream stopped; retry the request.", SERVER_ERROR,
                           code=PRODUCER_LOST)
-        if await self.log.append(sid, [Entry(after + 1, error_frame(route, body, after + 1)), Entry(after + 2, END)]):
+        entries = [Entry(after + 1, error_frame(route, body, after + 1)), Entry(after + 2, END)]
+        if await stream_log.append(sid, entries):
             m.RESUME_CANCELS.labels(PRODUCER_LOST).inc()
-            await self.log.finish(sid)
+            await stream_log.finish(sid)
 
     # --- cancel -----------------------------------------------------------------------------
     async def cancel(self, request: Request, sid: str) -> dict[str, Any]:
-        meta = await self.owned_meta(request, sid)
-        if meta is None:
+        found = await self._owned(request, sid)
+        if found is None:
             raise APIError(404, "No such stream for this client.", NOT_FOUND, code="stream_not_found")
         producer = self.producers.get(sid)
         if producer is not None:
             producer.cancel("client_cancel")
-        else:
-            await self.log.request_cancel(sid)  # the producer (another worker or replica) acts on it
+        elif self.shared is not None:
+            await self.shared.request_cancel(sid)  # the producer (another worker or replica) acts on it
         return {"id": sid, "object": "stream.cancel", "status": "cancelling"}
 
     def _listen(self) -> None:
         """Redis: one subscription per worker; a cancel published by any replica stops the local
-        producer at once (the producers' watchdogs also see the cancel key within WATCH_INTERVAL)."""
+        producer at once (the producers' watchdogs also see the cancel key within CANCEL_KEY_CHECK)."""
         if self._listener is not None and not self._listener.done():
             return
 

@@ -241,18 +241,20 @@ class RedisLog:
             for entry in entries:
                 pipe.xadd(key, {"f": entry.frame}, id=_entry_id(entry.offset), maxlen=self.max_events,
                           approximate=True)
-            pipe.expire(key, self.max_age)
+            if entries[0].offset == 0:
+                pipe.expire(key, self.max_age)  # the key exists from the first XADD on
             results = await pipe.execute(raise_on_error=False)
         return not any(isinstance(r, ResponseError) for r in results)
 
     async def read(self, sid: str, after: int, wait: float) -> list[Entry] | None:
         key = self.key(sid, "log")
-        start = _entry_id(after + 1)
-        # Replay: what is already there (XRANGE); then follow: a blocking XREAD for what comes next.
-        found = await self.r.xrange(key, min=start, count=512)
-        if not found and wait > 0:
+        if wait > 0:
+            # Follow: XREAD BLOCK answers at once with what is already there after `after`, else
+            # as soon as the next entry is added (one command per event while following).
             streams = await self.r.xread({key: _entry_id(after)}, count=512, block=max(1, int(wait * 1000)))
             found = streams[0][1] if streams else []
+        else:
+            found = await self.r.xrange(key, min=_entry_id(after + 1), count=512)  # replay / look ahead
         if not found:
             if after >= 0 and not await self.r.exists(key):
                 return None  # expired (or never existed)
