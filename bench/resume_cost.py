@@ -24,6 +24,7 @@ import asyncio
 import datetime
 import itertools
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -169,7 +170,8 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any]) -> str:
         f"# Resumable streams: cost of the log ({meta['date']})\n\n"
         f"`python -m bench.resume_cost` at commit `{meta['commit']}`: {meta['streams']} concurrent streams x "
         f"{meta['tokens']} tokens at {meta['rate']:g} tokens/s, one gunicorn worker per app, median of "
-        f"{meta['repeats']} repetitions. Lag = client receive time - the producer's `emitted_at`.\n\n"
+        f"{meta['repeats']} repetitions, load average {meta['load_average_1m']} on {meta['cores']} cores at the "
+        f"end. Lag = client receive time - the producer's `emitted_at`.\n\n"
         + "\n".join(rows) + "\n"
     )
 
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             check=False).stdout.strip()
     meta = {"date": datetime.date.today().isoformat(), "commit": commit, "streams": args.streams,
-            "tokens": args.tokens, "rate": args.rate, "repeats": args.repeats}
+            "tokens": args.tokens, "rate": args.rate, "repeats": args.repeats,
+            "load_average_1m": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{meta['date']}.json").write_text(json.dumps({"meta": meta, "figures": figures}, indent=2) + "\n")
     (args.out / f"{meta['date']}.md").write_text(markdown(meta, figures))

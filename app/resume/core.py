@@ -68,6 +68,11 @@ PRODUCER_LOST = "producer_lost"
 WATCH_INTERVAL = 0.2
 # How often it looks at the cancel key in Redis (the fallback if pub/sub missed a cancel).
 CANCEL_KEY_CHECK = 1.0
+# Redis writes: events framed within this long go out in one pipelined round trip (all streams of
+# the worker). The stated bound on what coalescing adds for readers on other workers or replicas.
+FLUSH_DELAY = 0.010
+# A finished producer waits at most this long for its last events to reach Redis.
+FLUSH_TIMEOUT = 5.0
 # A reader blocks this long on the log before it checks the producer's lease again.
 READ_WAIT = 0.5
 # A reader refreshes its presence this often (the presence lapses after READER_PRESENCE_SECONDS).
@@ -149,9 +154,7 @@ class Producer:
         self.scope = anyio.CancelScope()
         self.reason: str | None = None
         self.next = 0  # offset of the next frame
-        self.pending: list[Entry] = []
-        self.wake = anyio.Event()
-        self.closing = False
+        self.written = -1  # last offset in Redis
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -165,24 +168,8 @@ class Producer:
         self.next += 1
         await self.local.append(self.sid, [entry])  # a list append: no round trip
         if self.shared is not None:
-            self.pending.append(entry)
-            self.wake.set()
-
-    async def _writer(self, shared: StreamLog) -> None:
-        """Redis: one pipelined round trip for whatever piled up while the previous one was in
-        flight. Added latency per event for readers on other workers: at most the round trip in flight."""
-        while True:
-            await self.wake.wait()
-            self.wake = anyio.Event()
-            while self.pending:
-                batch, self.pending = self.pending, []
-                if not await shared.append(self.sid, batch):
-                    # An offset was taken: a reader declared this producer lost and ended the log.
-                    self.pending.clear()
-                    self.cancel("log_lost")
-                    return
-            if self.closing:
-                return
+            assert self.manager.writer is not None
+            self.manager.writer.put(self, entry)
 
     async def _watch(self) -> None:
         grace = self.manager.settings.resume_grace_seconds
@@ -223,28 +210,24 @@ class Producer:
         hold = anyio.CancelScope()
         drain.register(hold)
         try:
-            async with anyio.create_task_group() as outer:
-                if self.shared is not None:
-                    outer.start_soon(self._writer, self.shared)
-                try:
-                    with self.scope:
-                        async with anyio.create_task_group() as group:
-                            group.start_soon(self.stream.produce)
-                            group.start_soon(self._watch)
-                            async for frame in self.stream.events():
-                                await self._put(frame)
-                            group.cancel_scope.cancel()
-                    if self.stream.outcome is None:  # stopped before its terminal event
-                        reason = self.reason or "cancelled"
-                        if drain.draining and self.reason is None:
-                            body = error_body("The server is shutting down; retry the request.", SERVER_SHUTDOWN)
-                        else:
-                            body = error_body(f"The stream was stopped ({reason}).", CANCELLED, code=reason)
-                        await self._put(error_frame(self.route, body, self.next))
-                    await self._put(END)
-                finally:
-                    self.closing = True
-                    self.wake.set()
+            with self.scope:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self.stream.produce)
+                    group.start_soon(self._watch)
+                    async for frame in self.stream.events():
+                        await self._put(frame)
+                    group.cancel_scope.cancel()
+            if self.stream.outcome is None:  # stopped before its terminal event
+                reason = self.reason or "cancelled"
+                if drain.draining and self.reason is None:
+                    body = error_body("The server is shutting down; retry the request.", SERVER_SHUTDOWN)
+                else:
+                    body = error_body(f"The stream was stopped ({reason}).", CANCELLED, code=reason)
+                await self._put(error_frame(self.route, body, self.next))
+            await self._put(END)
+            if self.manager.writer is not None:
+                with anyio.move_on_after(FLUSH_TIMEOUT):
+                    await self.manager.writer.flushed(self)
         except Exception:
             log.exception("resumable stream %s failed", self.sid)
         finally:
@@ -255,6 +238,56 @@ class Producer:
                         await self.shared.finish(self.sid)
                 drain.unregister(hold)
                 self.manager.producers.pop(self.sid, None)
+
+
+class Writer:
+    """Redis: one writer per worker. What all producers framed since the last round trip goes out
+    in one pipeline; the next round trip starts when the previous one is back, after at most
+    FLUSH_DELAY of collecting. Readers on the producing worker read its memory and never wait for
+    this; readers elsewhere see an event at most FLUSH_DELAY + one round trip after it was framed."""
+
+    def __init__(self, shared: RedisLog) -> None:
+        self.shared = shared
+        self.outbox: dict[str, tuple[Producer, list[Entry]]] = {}
+        self.wake = anyio.Event()
+        self.cycle = anyio.Event()  # set after each round trip
+        self.task: asyncio.Task[None] | None = None
+
+    def put(self, producer: Producer, entry: Entry) -> None:
+        pending = self.outbox.get(producer.sid)
+        if pending is None:
+            self.outbox[producer.sid] = (producer, [entry])
+        else:
+            pending[1].append(entry)
+        self.wake.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="resume-writer")
+
+    async def flushed(self, producer: Producer) -> None:
+        """Wait until everything `producer` framed is in Redis (or it was refused)."""
+        while producer.written < producer.next - 1 and producer.reason != "log_lost":
+            cycle = self.cycle
+            await cycle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            await anyio.sleep(FLUSH_DELAY)
+            self.wake = anyio.Event()
+            batch, self.outbox = self.outbox, {}
+            try:
+                failed = await self.shared.append_many({sid: entries for sid, (_, entries) in batch.items()})
+            except Exception:
+                log.exception("resume: writing %d stream(s) to Redis failed", len(batch))
+                failed = set(batch)
+            for sid, (producer, entries) in batch.items():
+                if sid in failed:
+                    # An offset was taken: a reader declared this producer lost and ended the log.
+                    producer.cancel("log_lost")
+                else:
+                    producer.written = entries[-1].offset
+            cycle, self.cycle = self.cycle, anyio.Event()
+            cycle.set()
 
 
 class Resume:
@@ -268,10 +301,12 @@ class Resume:
         self.local = MemoryLog(settings.resume_max_streams, settings.resume_max_events,
                                settings.resume_ttl_seconds, max_age)
         self.shared: StreamLog | None = None
+        self.writer: Writer | None = None
         if settings.redis_url:
             self.redis = redis_client(settings.redis_url)
-            self.shared = RedisLog(self.redis, settings.resume_max_events, settings.resume_ttl_seconds, max_age,
-                                   settings.resume_lease_seconds)
+            redis_log = RedisLog(self.redis, settings.resume_max_events, settings.resume_ttl_seconds, max_age,
+                                 settings.resume_lease_seconds)
+            self.shared, self.writer = redis_log, Writer(redis_log)
         self.backend = self.shared.name if self.shared is not None else self.local.name
         self.producers: dict[str, Producer] = {}
         self._tasks: set[asyncio.Task[None]] = set()

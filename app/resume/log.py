@@ -103,13 +103,20 @@ class MemoryLog:
         self._logs: OrderedDict[str, _Mem] = OrderedDict()
 
     def _get(self, sid: str) -> _Mem | None:
-        self._expire()
-        return self._logs.get(sid)
+        log = self._logs.get(sid)
+        if log is not None and self._expired(log, time.monotonic()):
+            del self._logs[sid]
+            return None
+        return log
+
+    def _expired(self, log: _Mem, now: float) -> bool:
+        return (log.ended_at is not None and now - log.ended_at > self.ttl) or now - log.created > self.max_age
 
     def _expire(self) -> None:
+        """Drop every expired log (on create: O(logs), never on the per-event path)."""
         now = time.monotonic()
         for sid, log in list(self._logs.items()):
-            if (log.ended_at is not None and now - log.ended_at > self.ttl) or now - log.created > self.max_age:
+            if self._expired(log, now):
                 del self._logs[sid]
 
     async def create(self, sid: str, meta: Meta) -> bool:
@@ -234,17 +241,25 @@ class RedisLog:
         return Meta(raw[b"owner"].decode(), raw.get(b"producer", b"").decode(), raw.get(b"route", b"").decode())
 
     async def append(self, sid: str, entries: list[Entry]) -> bool:
-        """One round trip for all `entries` (the producer coalesces what piled up during the last one).
-        False if an offset was already taken (the stream was ended by someone else)."""
-        key = self.key(sid, "log")
+        """False if an offset was already taken (the stream was ended by someone else)."""
+        return sid not in await self.append_many({sid: entries})
+
+    async def append_many(self, batches: dict[str, list[Entry]]) -> set[str]:
+        """One pipelined round trip for the entries of many streams (the worker's writer coalesces
+        what piled up); returns the streams whose append failed (an offset already taken)."""
+        order: list[str] = []
         async with self.r.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.xadd(key, {"f": entry.frame}, id=_entry_id(entry.offset), maxlen=self.max_events,
-                          approximate=True)
-            if entries[0].offset == 0:
-                pipe.expire(key, self.max_age)  # the key exists from the first XADD on
+            for sid, entries in batches.items():
+                key = self.key(sid, "log")
+                for entry in entries:
+                    pipe.xadd(key, {"f": entry.frame}, id=_entry_id(entry.offset), maxlen=self.max_events,
+                              approximate=True)
+                    order.append(sid)
+                if entries and entries[0].offset == 0:
+                    pipe.expire(key, self.max_age)  # the key exists from the first XADD on
+                    order.append("")
             results = await pipe.execute(raise_on_error=False)
-        return not any(isinstance(r, ResponseError) for r in results)
+        return {sid for sid, result in zip(order, results, strict=True) if sid and isinstance(result, ResponseError)}
 
     async def read(self, sid: str, after: int, wait: float) -> list[Entry] | None:
         key = self.key(sid, "log")
