@@ -1,7 +1,7 @@
 """What a resumable stream costs (issue 19): added latency and CPU per token of the per-stream log,
 in memory and in Redis Streams, against the same stream without a log.
 
-    .venv/bin/python -m bench.resume_cost [--streams 50] [--tokens 200] [--rate 50] [--repeats 3] [--out DIR]
+    .venv/bin/python -m bench.resume_cost [--streams 20] [--tokens 200] [--rate 50] [--repeats 3] [--out DIR]
 
 Three apps (one gunicorn worker each, pinned to the server core, the built-in fake LLM with
 `EMIT_TIMESTAMPS=true`) and one redis-server (pinned to the same core):
@@ -178,7 +178,7 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--streams", type=int, default=50)
+    parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="tokens per second per stream")
     parser.add_argument("--repeats", type=int, default=3)
