@@ -31,11 +31,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from app import metrics as m
 from app.drain import Drain
@@ -44,6 +42,7 @@ from app.redis_conn import redis_client
 from app.resume.log import CANCEL_CHANNEL, END, Entry, LogFull, MemoryLog, Meta, RedisLog, StreamLog
 from app.settings import Settings
 from app.streaming import STREAM_HEADERS, Stream
+from app.streaming import _Response as StreamResponse  # a send timeout is an expected end
 from app.upstreams.base import Generation, UpstreamStream
 from app.wire import ChatCompletionsEncoder, ChatStreamEncoder, Encoder, ResponsesEncoder
 
@@ -130,14 +129,6 @@ def error_frame(route: str, body: dict[str, Any], offset: int) -> bytes:
     if isinstance(encoder, ResponsesEncoder):
         encoder.seq = offset  # sequence_number == offset in a Responses log
     return encoder.error(body)
-
-
-class _Response(EventSourceResponse):
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except SendTimeoutError:
-            log.info("send timeout: resumable reader dropped (the generation goes on)")
 
 
 class Producer:
@@ -254,6 +245,8 @@ class Writer:
         self.task: asyncio.Task[None] | None = None
 
     def put(self, producer: Producer, entry: Entry) -> None:
+        if producer.reason == "log_lost":
+            return  # its Redis log was ended by someone else (or refused a write): never leave a gap
         pending = self.outbox.get(producer.sid)
         if pending is None:
             self.outbox[producer.sid] = (producer, [entry])
@@ -407,7 +400,7 @@ class Resume:
             m.PINGS_SENT.labels(route).inc()
             return ServerSentEvent(comment="ping", sep="\n")
 
-        return _Response(
+        return StreamResponse(
             self._follow(stream_log, sid, after, route, reader),
             headers={**STREAM_HEADERS, STREAM_ID_HEADER: sid},
             ping=settings.ping_interval,

@@ -271,8 +271,10 @@ class RedisLog:
         else:
             found = await self.r.xrange(key, min=_entry_id(after + 1), count=512)  # replay / look ahead
         if not found:
-            if after >= 0 and not await self.r.exists(key):
-                return None  # expired (or never existed)
+            # Nothing after `after` yet. Expired (or never existed) only if the meta is gone too:
+            # a fresh stream's log key appears with the producer's first coalesced write.
+            if after >= 0 and not await self.r.exists(self.key(sid, "meta")):
+                return None
             return []
         if _offset(found[0][0]) != after + 1:
             return None  # trimmed past `after`: cannot continue exactly

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from dataclasses import dataclass
@@ -20,7 +19,9 @@ import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from app.resume.core import OWNER_COOKIE
-from streamkit.local import Process, free_port, wait_until
+from streamkit.local import Process, free_port, wait_serving, wait_until
+from streamkit.proxies import nginx
+from streamkit.proxies.base import Launch
 from tests.app.conftest import RunningApp, start
 from tests.conftest import Processes, require_binary
 
@@ -29,32 +30,21 @@ GRACE = 2.0
 TTL = 1.5
 LEASE = 1.0
 
-NGINX_HARNESS = """\
-# Test harness, not shipped: two app instances behind one nginx, chosen by `X-Replica: a|b`.
-{user}worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log stderr info;
-events {{ worker_connections 256; }}
-http {{
-    access_log /dev/stdout;
-    client_body_temp_path {workdir}/temp/client_body;
-    proxy_temp_path {workdir}/temp/proxy;
-    fastcgi_temp_path {workdir}/temp/fastcgi;
-    uwsgi_temp_path {workdir}/temp/uwsgi;
-    scgi_temp_path {workdir}/temp/scgi;
-    upstream a {{ server 127.0.0.1:{port_a}; keepalive 8; }}
-    upstream b {{ server 127.0.0.1:{port_b}; keepalive 8; }}
-    upstream both {{ server 127.0.0.1:{port_a}; server 127.0.0.1:{port_b}; keepalive 8; }}
-    map $http_x_replica $replica {{ a a; b b; default both; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://$replica;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_read_timeout 60s;
-        }}
+# Test harness, not shipped: two app instances behind one nginx, chosen by `X-Replica: a|b`. Runs
+# inside the nginx runner's own harness main config (streamkit/proxies/nginx.py).
+TWO_REPLICAS = """\
+upstream a {{ server 127.0.0.1:{port_a}; keepalive 8; }}
+upstream b {{ server 127.0.0.1:{port_b}; keepalive 8; }}
+upstream both {{ server 127.0.0.1:{port_a}; server 127.0.0.1:{port_b}; keepalive 8; }}
+map $http_x_replica $replica {{ a a; b b; default both; }}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        proxy_pass http://$replica;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+        proxy_read_timeout 60s;
     }}
 }}
 """
@@ -87,29 +77,21 @@ def start_redis(processes: Processes, directory: Path) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start_nginx(processes: Processes, directory: Path, port_a: int, port_b: int, port: int | None = None) -> Process:
+def start_nginx(processes: Processes, directory: Path, port_a: int, port_b: int) -> str:
+    """nginx in front of two app instances; returns its URL once it proxies to them."""
     binary = require_binary("nginx")
-    (directory / "temp").mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    config = directory / "nginx.conf"
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    config.write_text(NGINX_HARNESS.format(user=user, workdir=directory, port=port, port_a=port_a, port_b=port_b))
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    site = directory / "two-replicas.conf"
+    site.write_text(TWO_REPLICAS.format(port=port, port_a=port_a, port_b=port_b))
+    main = nginx.write_main_config(Launch(binary, directory, {"site": site}, {}))
     proc = processes.add(
-        Process(name="nginx", argv=[binary, "-p", str(directory), "-e", "stderr", "-c", str(config),
-                                    "-g", "daemon off;"], log_path=directory / "nginx.log").start()
+        Process(name="nginx", argv=nginx.command(Launch(binary, directory, {"main": main}, {})),
+                log_path=directory / "nginx.log").start()
     )
-    wait_until(lambda: _accepts(port) or not proc.alive(), 10, what="nginx")
-    assert proc.alive(), proc.logs()
-    proc.port = port  # type: ignore[attr-defined]
-    return proc
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    url = f"http://127.0.0.1:{port}"
+    wait_serving(proc, url + "/healthz", 10)
+    return url
 
 
 def app_env(**extra: str) -> dict[str, str]:
@@ -144,8 +126,8 @@ def pair(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory, 
     records = tmp_path_factory.mktemp("pair")  # one record dir: the upstream's view over both instances
     a = start(module_processes, records, **app_env(REDIS_URL=redis_url))
     b = start(module_processes, records, **app_env(REDIS_URL=redis_url))
-    nginx = start_nginx(module_processes, tmp_path_factory.mktemp("nginx"), port_of(a), port_of(b))
-    return Pair(a, b, f"http://127.0.0.1:{nginx.port}", redis_url)  # type: ignore[attr-defined]
+    url = start_nginx(module_processes, tmp_path_factory.mktemp("nginx"), port_of(a), port_of(b))
+    return Pair(a, b, url, redis_url)
 
 
 # --- client helpers --------------------------------------------------------------------------------

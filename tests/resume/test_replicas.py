@@ -105,7 +105,7 @@ def test_reader_sees_cancel_as_the_terminal_event(pair: Pair) -> None:
         first = read(client, stream_path("resume-cancel-end", 400, 20), stop_after_tokens=1, **{"X-Replica": "a"})
         assert client.post(f"/v1/streams/{first.stream_id}/cancel", headers={"X-Replica": "b"}).status_code == 200
         rest = read(client, f"/v1/streams/{first.stream_id}", **{"X-Replica": "b", "Last-Event-ID": first.last_id})
-    assert [e.event for e in rest.terminal] == ["error"]
+    assert [e.event for e in rest.terminal] == ["error"], (rest.status, [e.event for e in rest.events])
     assert rest.terminal[0].json()["error"]["code"] == "client_cancel"
 
 
