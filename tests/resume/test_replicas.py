@@ -17,6 +17,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from app.fakellm import load_record
+from streamkit.local import wait_until
 from tests.app.conftest import RunningApp, start
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes
@@ -117,21 +118,19 @@ def _kill_instance(app: RunningApp) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
-DRAIN = 1.0  # DRAIN_SECONDS of the producer in the SIGTERM case
+DRAIN = 1.0  # DRAIN_SECONDS of instance A (tests/resume/conftest.py)
 
 
-@pytest.mark.parametrize("end", ["sigkill", "sigterm", "alive"], ids=["producer_killed", "producer_drained",
-                                                                    "control_alive"])
+@pytest.mark.parametrize("end", ["alive", "sigkill", "sigterm"], ids=["control_alive", "producer_killed",
+                                                                    "producer_drained"])
 def test_producer_gone_ends_the_stream_with_an_error(
     pair: Pair, processes: Processes, tmp_path: Path, end: str
 ) -> None:
     """Another instance produces; a reader on B follows. SIGKILL: the reader ends with `error`
     (producer_lost) within LEASE + 1 s. SIGTERM: the drain ends the log with `server_shutdown`
     within DRAIN_SECONDS + 1 s. Control: with the producer alive, every token and `done`."""
-    if end == "alive":
-        producer = pair.a
-    else:  # an instance of its own: it does not survive the test
-        producer = start(processes, tmp_path, **app_env(REDIS_URL=pair.redis_url, DRAIN_SECONDS=str(DRAIN)))
+    # SIGKILL: an instance of its own. Otherwise A (the SIGTERM case runs last here: A drains and exits).
+    producer = start(processes, tmp_path, **app_env(REDIS_URL=pair.redis_url)) if end == "sigkill" else pair.a
     tokens = 40
     with owner_client(producer.url) as client:
         first = read(client, stream_path("resume-kill", tokens, 20), stop_after_tokens=2)
@@ -161,5 +160,6 @@ def test_producer_gone_ends_the_stream_with_an_error(
     elif end == "sigterm":
         assert received[-1] == "error" and body["error"]["type"] == "server_shutdown", received
         assert ended_at - killed_at <= DRAIN + 1.0
+        wait_until(lambda: not producer.proc.alive(), DRAIN + 10, what="the drained instance to exit")
     else:
         assert received[-1] == "done" and received.count("token") == tokens - 2
