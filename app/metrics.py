@@ -190,6 +190,17 @@ RESUME_GRACE_EXPIRIES = Counter(
     "streamkit_resume_grace_expiries_total",
     "Resumable generations cancelled because no reader rejoined within RESUME_GRACE_SECONDS.",
 )
+# Every known label value exported from the start (at 0), so rates and the dashboard see the series
+# before the first resumable stream.
+for _route in ("chat_stream", "chat_completions", "responses"):
+    for _backend in ("memory", "redis"):
+        RESUMABLE_STARTED.labels(_route, _backend)
+for _result in ("resumed", "gone", "forbidden"):
+    RESUMES.labels(_result)
+for _replica in ("same", "other"):
+    REJOINS.labels(_replica)
+for _reason in ("client_cancel", "grace_expired", "producer_lost", "log_lost"):
+    RESUME_CANCELS.labels(_reason)
 
 def exposition() -> tuple[bytes, str]:
     """The text exposition, aggregated over all gunicorn workers in multiprocess mode."""
