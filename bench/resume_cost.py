@@ -8,7 +8,10 @@ Three apps (one gunicorn worker each, pinned to the server core, the built-in fa
 
 * `no log`: `GET /v1/chat/stream` as today (cancel on disconnect);
 * `memory`: the same with `resumable=1` (the default in-memory log);
-* `redis`: the same with `REDIS_URL` set (XADD per event, pipelined; readers XREAD BLOCK).
+* `redis`: the same with `REDIS_URL` set (the reader on the producing worker follows its memory;
+  every event also goes to Redis, coalesced per worker);
+* `redis, other replica`: the stream is started on one app and followed on a second one sharing the
+  Redis (XREAD BLOCK): what a reconnect to another replica sees. CPU: both apps and redis-server.
 
 Each token event carries `emitted_at`, stamped when the producer framed it (before the log), so
 "delivery lag" = client receive time - emitted_at is the latency the log path adds on top of the
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +50,10 @@ RESULTS = Path(__file__).parent / "results" / "resume"
 EMITTED = re.compile(rb'"emitted_at":([0-9.]+)')
 
 
-async def _one(host: str, port: int, path: str) -> list[tuple[float, float]]:
+async def _one(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> list[tuple[float, float]]:
     """One stream: (received at, emitted at) per token event."""
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(http_request("GET", f"{host}:{port}", path))
+    writer.write(http_request("GET", f"{host}:{port}", path, headers=headers))
     await writer.drain()
     out: list[tuple[float, float]] = []
     tail = b""
@@ -66,11 +70,26 @@ async def _one(host: str, port: int, path: str) -> list[tuple[float, float]]:
     return out
 
 
-async def _load(server: Server, streams: int, path: str) -> tuple[list[list[tuple[float, float]]], float, float]:
-    before = server.cpu()
+async def _on_other_replica(a: Server, b: Server, path: str) -> list[tuple[float, float]]:
+    """Start the stream on A, hang up right after its headers, follow it on B (from Redis)."""
+    reader, writer = await asyncio.open_connection(a.host, a.port)
+    writer.write(http_request("GET", f"{a.host}:{a.port}", path))
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    writer.close()
+    sid = re.search(r"(?im)^streamkit-stream-id: *(\S+)", head)
+    token = re.search(r"(?im)^set-cookie: *streamkit_resume=([^;\s]+)", head)
+    assert sid and token, head
+    return await _one(b.host, b.port, f"/v1/streams/{sid.group(1)}", {"Cookie": f"streamkit_resume={token.group(1)}"})
+
+
+async def _load(
+    measured: list[Server], streams: int, one: Callable[[int], Awaitable[list[tuple[float, float]]]]
+) -> tuple[list[list[tuple[float, float]]], float, float]:
+    before = sum(server.cpu() for server in measured)
     started = time.perf_counter()
-    results = await asyncio.gather(*(_one(server.host, server.port, f"{path}&n={i}") for i in range(streams)))
-    return list(results), time.perf_counter() - started, server.cpu() - before
+    results = await asyncio.gather(*(one(i) for i in range(streams)))
+    return list(results), time.perf_counter() - started, sum(server.cpu() for server in measured) - before
 
 
 def _figures(results: list[list[tuple[float, float]]], cpu: float) -> dict[str, Any]:
@@ -114,23 +133,34 @@ async def run(streams: int, tokens: int, rate: float, repeats: int, workdir: Pat
     redis = _Redis(workdir)
     started: list[Server] = []
     try:
-        targets = {
-            "no log": (servers.kit(workdir, base), "/v1/chat/stream?prompt=bench"),
-            "memory": (servers.kit(workdir, base), "/v1/chat/stream?prompt=bench&resumable=1"),
-            "redis": (servers.kit(workdir, {**base, "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0"}),
-                      "/v1/chat/stream?prompt=bench&resumable=1"),
+        plain = "/v1/chat/stream?prompt=bench"
+        resumable = plain + "&resumable=1"
+        no_log, memory = servers.kit(workdir, base), servers.kit(workdir, base)
+        redis_env = {**base, "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0"}
+        redis_a, redis_b = servers.kit(workdir, redis_env), servers.kit(workdir, redis_env)
+        started = [no_log, memory, redis_a, redis_b]
+
+        def direct(server: Server, path: str) -> Callable[[int], Awaitable[list[tuple[float, float]]]]:
+            return lambda i: _one(server.host, server.port, f"{path}&n={i}")
+
+        targets: dict[str, tuple[list[Server], Callable[[int], Awaitable[list[tuple[float, float]]]]]] = {
+            "no log": ([no_log], direct(no_log, plain)),
+            "memory": ([memory], direct(memory, resumable)),
+            "redis": ([redis_a], direct(redis_a, resumable)),
+            # The reader on another replica: every event goes producer -> Redis -> the other app.
+            "redis, other replica": ([redis_a, redis_b],
+                                     lambda i: _on_other_replica(redis_a, redis_b, f"{resumable}&n={i}")),
         }
-        started = [server for server, _ in targets.values()]
         out: dict[str, Any] = {}
-        for name, (server, path) in targets.items():
-            await _load(server, 2, path)  # warm-up: imports, first connections
+        for name, (measured, one) in targets.items():
+            await _load(measured, 2, one)  # warm-up: imports, first connections
             samples = []
             for _ in range(repeats):
                 redis_before = redis.cpu()
-                results, _wall, cpu = await _load(server, streams, path)
-                redis_cpu = redis.cpu() - redis_before if name == "redis" else 0.0
+                results, _wall, cpu = await _load(measured, streams, one)
+                redis_cpu = redis.cpu() - redis_before if name.startswith("redis") else 0.0
                 figures = _figures(results, cpu + redis_cpu)
-                figures["redis_cpu_us_per_token"] = redis_cpu / figures["tokens"] * 1e6 if name == "redis" else 0.0
+                figures["redis_cpu_us_per_token"] = redis_cpu / figures["tokens"] * 1e6 if figures["tokens"] else 0.0
                 samples.append(figures)
                 await asyncio.sleep(0.3)
             out[name] = {key: statistics.median(s[key] for s in samples) for key in samples[0]}
@@ -144,7 +174,7 @@ async def run(streams: int, tokens: int, rate: float, repeats: int, workdir: Pat
 
 
 def _line(name: str, f: dict[str, Any]) -> str:
-    return (f"{name:<8} tokens {f['tokens']:>7.0f}  lag p50 {f['lag_p50_ms']:6.2f} ms  p99 {f['lag_p99_ms']:6.2f} ms"
+    return (f"{name:<21} tokens {f['tokens']:>7.0f}  lag p50 {f['lag_p50_ms']:6.2f} ms  p99 {f['lag_p99_ms']:6.2f} ms"
             f"  gap p50 {f['gap_p50_ms']:6.2f} ms  p99 {f['gap_p99_ms']:6.2f} ms"
             f"  CPU {f['cpu_us_per_token']:6.1f} µs/token")
 
@@ -158,7 +188,7 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any]) -> str:
     ]
     for name, f in figures.items():
         cpu = f"{f['cpu_us_per_token']:.1f}"
-        if name == "redis":
+        if name.startswith("redis"):
             cpu += f" (redis-server {f['redis_cpu_us_per_token']:.1f})"
         added_lag = added_cpu = "—"
         if name != "no log":
