@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+from redis.exceptions import RedisError
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
@@ -231,6 +232,12 @@ class Producer:
                 self.manager.producers.pop(self.sid, None)
 
 
+def _unavailable(exc: Exception) -> APIError:
+    log.warning("resumable streams: Redis unavailable: %s", exc)
+    return APIError(503, "Resumable streams are unavailable right now (their store cannot be reached); retry.",
+                    SERVER_ERROR, code="resume_unavailable")
+
+
 class Writer:
     """Redis: one writer per worker. What all producers framed since the last round trip goes out
     in one pipeline; the next round trip starts when the previous one is back, after at most
@@ -326,6 +333,8 @@ class Resume:
             if isinstance(exc, LogFull):
                 raise APIError(503, f"Too many resumable streams open; retry later ({exc}).", SERVER_ERROR,
                                code="resume_capacity") from None
+            if isinstance(exc, RedisError):
+                raise _unavailable(exc) from None
             raise
         stream = Stream(
             route=route,
@@ -359,7 +368,10 @@ class Resume:
         if meta is not None:
             return self.local, meta
         if self.shared is not None:
-            meta = await self.shared.meta(sid)
+            try:
+                meta = await self.shared.meta(sid)
+            except RedisError as exc:
+                raise _unavailable(exc) from None
             if meta is not None:
                 return self.shared, meta
         return None

@@ -124,7 +124,7 @@ def memory_app(module_processes: Processes, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module")
 def pair(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Pair:
     records = tmp_path_factory.mktemp("pair")  # one record dir: the upstream's view over both instances
-    # A drains within DRAIN_SECONDS on SIGTERM (the last test of test_replicas.py sends it).
+    # A drains within DRAIN_SECONDS on SIGTERM (sent by the last test of test_replicas.py that uses A).
     a = start(module_processes, records, **app_env(REDIS_URL=redis_url, DRAIN_SECONDS="1"))
     b = start(module_processes, records, **app_env(REDIS_URL=redis_url))
     url = start_nginx(module_processes, tmp_path_factory.mktemp("nginx"), port_of(a), port_of(b))
