@@ -50,8 +50,14 @@ server {{
 """
 
 
-def start_redis(processes: Processes, directory: Path) -> str:
-    """redis-server from Debian on a free port; returns its redis:// URL."""
+@dataclass
+class RedisServer:
+    url: str
+    proc: Process
+
+
+def start_redis(processes: Processes, directory: Path) -> RedisServer:
+    """redis-server from Debian on a free port."""
     binary = require_binary("redis-server")
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
@@ -74,7 +80,7 @@ def start_redis(processes: Processes, directory: Path) -> str:
 
     wait_until(ready, 10, what="redis-server")
     assert proc.alive(), proc.logs()
-    return f"redis://127.0.0.1:{port}/0"
+    return RedisServer(f"redis://127.0.0.1:{port}/0", proc)
 
 
 def start_nginx(processes: Processes, directory: Path, port_a: int, port_b: int) -> str:
@@ -108,12 +114,12 @@ class Pair:
     a: RunningApp
     b: RunningApp
     url: str  # nginx
-    redis_url: str
+    redis: RedisServer
 
 
-@pytest.fixture(scope="package")
-def redis_url(package_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return start_redis(package_processes, tmp_path_factory.mktemp("redis"))
+@pytest.fixture(scope="module")
+def redis(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> RedisServer:
+    return start_redis(module_processes, tmp_path_factory.mktemp("redis"))
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +128,14 @@ def memory_app(module_processes: Processes, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def pair(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Pair:
+def pair(module_processes: Processes, tmp_path_factory: pytest.TempPathFactory, redis: RedisServer) -> Pair:
+    redis_url = redis.url
     records = tmp_path_factory.mktemp("pair")  # one record dir: the upstream's view over both instances
     # A drains within DRAIN_SECONDS on SIGTERM (sent by the last test of test_replicas.py that uses A).
     a = start(module_processes, records, **app_env(REDIS_URL=redis_url, DRAIN_SECONDS="1"))
     b = start(module_processes, records, **app_env(REDIS_URL=redis_url))
     url = start_nginx(module_processes, tmp_path_factory.mktemp("nginx"), port_of(a), port_of(b))
-    return Pair(a, b, url, redis_url)
+    return Pair(a, b, url, redis)
 
 
 # --- client helpers --------------------------------------------------------------------------------

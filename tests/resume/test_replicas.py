@@ -17,7 +17,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from app.fakellm import load_record
-from streamkit.local import free_port, wait_until
+from streamkit.local import wait_until
 from tests.app.conftest import RunningApp, start
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes
@@ -130,7 +130,7 @@ def test_producer_gone_ends_the_stream_with_an_error(
     (producer_lost) within LEASE + 1 s. SIGTERM: the drain ends the log with `server_shutdown`
     within DRAIN_SECONDS + 1 s. Control: with the producer alive, every token and `done`."""
     # SIGKILL: an instance of its own. Otherwise A (the SIGTERM case runs after every test using A).
-    producer = start(processes, tmp_path, **app_env(REDIS_URL=pair.redis_url)) if end == "sigkill" else pair.a
+    producer = start(processes, tmp_path, **app_env(REDIS_URL=pair.redis.url)) if end == "sigkill" else pair.a
     tokens = 40
     with owner_client(producer.url) as client:
         first = read(client, stream_path("resume-kill", tokens, 20), stop_after_tokens=2)
@@ -165,11 +165,11 @@ def test_producer_gone_ends_the_stream_with_an_error(
         assert received[-1] == "done" and received.count("token") == tokens - 2
 
 
-def test_redis_unreachable_is_a_clear_503(processes: Processes, tmp_path: Path) -> None:
-    """Never a 500: with REDIS_URL pointing nowhere a resumable request gets 503 with an OpenAI-style
-    body, and a rejoin too. Control: the same app serves a non-resumable stream."""
-    app = start(processes, tmp_path, **app_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
-    with owner_client(app.url) as client:
+def test_redis_unreachable_is_a_clear_503(pair: Pair) -> None:
+    """Never a 500: with Redis gone (stopped: the last test of this module) a resumable request
+    gets 503 with an OpenAI-style body, and a rejoin too. Control: B still serves a non-resumable stream."""
+    pair.redis.proc.stop()
+    with owner_client(pair.b.url) as client:
         refused = client.get(stream_path("resume-no-redis", 3))
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "resume_unavailable"
