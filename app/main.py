@@ -16,6 +16,7 @@ from app.drain import Drain, install_signal_handlers
 from app.errors import install_error_handlers
 from app.limits import Gate
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.resume_routes import router as resume_router
 from app.routes import router
 from app.settings import Settings, get_settings
 from app.upstreams import make_upstream
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(auth.router)
+    app.include_router(resume_router)  # issue 19: GET /v1/streams/{id}, POST /v1/streams/{id}/cancel
     # The demo page (plain HTML + JS, no build step) at `/`.
     app.mount("/", StaticFiles(directory=Path(__file__).parent / "static", html=True), name="static")
     # Outermost last: the request id (and arrival time) exist before the body is read.

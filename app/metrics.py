@@ -179,6 +179,47 @@ def serve_metrics(host: str, port: int) -> None:
         start_http_server(port, addr=host)
 
 
+# --- resumable streams (issue 19; docs/resume.md) ------------------------------------------------
+RESUMABLE_STARTED = Counter(
+    "streamkit_resumable_streams_total",
+    "Resumable streams started (generation detached from the connection), by log backend.",
+    ["route", "backend"],
+)
+RESUMES = Counter(
+    "streamkit_resumes_total",
+    "Reconnects with Last-Event-ID (or GET /v1/streams/{id}) by result: resumed, gone (204: "
+    "unknown, expired or already ended), forbidden (another client's stream).",
+    ["result"],
+)
+REJOINS = Counter(
+    "streamkit_resume_rejoins_total",
+    "Resumed reconnects by where they landed: replica=same (the producing worker) or other.",
+    ["replica"],
+)
+RESUME_CANCELS = Counter(
+    "streamkit_resume_cancels_total",
+    "Resumable generations stopped before they ended, by reason: client_cancel (POST "
+    "/v1/streams/{id}/cancel), grace_expired (nobody rejoined), producer_lost (lease expired, "
+    "ended by a reader), log_lost (the log refused an append).",
+    ["reason"],
+)
+RESUME_GRACE_EXPIRIES = Counter(
+    "streamkit_resume_grace_expiries_total",
+    "Resumable generations cancelled because no reader rejoined within RESUME_GRACE_SECONDS.",
+)
+# Every known label value exported from the start (at 0), so rates and the dashboard see the series
+# before the first resumable stream.
+for _route in ("chat_stream", "chat_completions", "responses"):
+    for _backend in ("memory", "redis"):
+        RESUMABLE_STARTED.labels(_route, _backend)
+for _result in ("resumed", "gone", "forbidden"):
+    RESUMES.labels(_result)
+for _replica in ("same", "other"):
+    REJOINS.labels(_replica)
+for _reason in ("client_cancel", "grace_expired", "producer_lost", "log_lost"):
+    RESUME_CANCELS.labels(_reason)
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition, aggregated over all gunicorn workers in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

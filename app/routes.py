@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import metrics
+from app import metrics, resume_routes
 from app.errors import INVALID_REQUEST, NOT_FOUND, SERVER_SHUTDOWN, APIError
 from app.fakellm import FakeKnobs
 from app.schemas import ChatCompletionRequest, FakeKnobsIn, ResponsesRequest
@@ -217,8 +217,11 @@ async def chat_stream(
     stall_at: Annotated[int | None, Query(ge=0)] = None,
     stall_seconds: Annotated[float, Query(ge=0, le=3600)] = 0.0,
     fail_at: Annotated[int | None, Query(ge=0)] = None,
+    resumable: bool = False,
 ) -> Response:
     """EventSource-friendly stream: `start`, `token`*, then `done` or `error`."""
+    if resumable and request.headers.get("last-event-id"):  # issue 19: a reconnect resumes, never regenerates
+        return await resume_routes.rejoin_last_event_id(request, request.headers["last-event-id"])
     settings, upstream = _state(request)
     model = model or settings.model_name
     given: dict[str, Any] = {
@@ -242,6 +245,9 @@ async def chat_stream(
         headers=forwarded_headers(request),
     )
     encoder = ChatStreamEncoder(**_encoder_args(request, model))
+    if resumable:  # issue 19: generation detached from the connection (app/resume_routes.py)
+        upstream_stream = await _open(request, "chat_stream", generation)
+        return await resume_routes.start_resumable(request, "chat_stream", generation, encoder, upstream_stream)
     return await _stream(request, "chat_stream", generation, encoder)
 
 
@@ -267,6 +273,9 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         headers=forwarded_headers(request),
     )
     encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage, relay=relay)
+    if resume_routes.wants_resume(request, body):  # issue 19: `Streamkit-Resumable: 1`
+        upstream_stream = await _open(request, "chat_completions", generation)
+        return await resume_routes.start_resumable(request, "chat_completions", generation, encoder, upstream_stream)
     if body.stream:
         return await _stream(request, "chat_completions", generation, encoder)
     if relay:
@@ -328,6 +337,9 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         k: v for k, v in given.items() if k in (*RESPONSE_ECHO, "instructions", "max_output_tokens") and v is not None
     }
     encoder = ResponsesEncoder(**_encoder_args(request, body.model), echo=echo)
+    if resume_routes.wants_resume(request, body):  # issue 19: `background: true` (or the header)
+        upstream_stream = await _open(request, "responses", generation)
+        return await resume_routes.start_resumable(request, "responses", generation, encoder, upstream_stream)
     if body.stream:
         return await _stream(request, "responses", generation, encoder)
     text, _, usage = await _complete(request, "responses", generation, encoder)

@@ -141,6 +141,25 @@ class Settings(BaseSettings):
 
     # --- end of dead peers ----------------------------------------------------------------------
 
+    # --- resumable streams (issue 19; docs/resume.md) -------------------------------------------
+    # REDIS_URL (above, the one Redis setting) empty: resumable streams are logged in the worker's
+    # memory (a rejoin must reach the same worker); set: in Redis Streams, so a reconnect resumes on
+    # any replica.
+    # After the last reader of a resumable stream leaves, the generation goes on this long for a
+    # reconnect, then is cancelled (the model stops billing). Default: a few EventSource retry
+    # intervals (RETRY_MS 3 s), so a browser's automatic reconnect after a blip always makes it.
+    resume_grace_seconds: float = Field(10.0, ge=0)
+    # A finished stream's log (terminal event included) stays this long for late rejoins;
+    # OpenAI keeps background responses about 5 minutes.
+    resume_ttl_seconds: float = Field(300.0, gt=0)
+    # Longest log, in events (Redis: XADD MAXLEN ~); a reader further behind cannot resume exactly.
+    resume_max_events: int = Field(20_000, ge=16)
+    # In-memory backend: most logs one worker keeps (finished ones are evicted first).
+    resume_max_streams: int = Field(1000, ge=1)
+    # Redis backend: the producer's lease; a reader that sees it lapse (producer killed, node lost)
+    # ends the stream with an `error` event within this long + 1 s.
+    resume_lease_seconds: float = Field(5.0, gt=0)
+
     # Directory for prometheus_client multiprocess files (set by `streamkit serve`).
     prometheus_multiproc_dir: str = ""
     # i21: the metrics listener's port (on HOST), apart from the public port: GET /metrics there

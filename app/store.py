@@ -9,6 +9,8 @@ does not answer must turn into a fast error, never a request that hangs. Keys ar
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from app.settings import Settings
@@ -19,10 +21,31 @@ TIMEOUT = 1.0
 
 
 def connect(settings: Settings) -> Redis | None:
-    url = settings.redis_url.get_secret_value()
-    if not url:
+    if not url(settings):
         return None
-    return Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, health_check_interval=30)
+    return Redis.from_url(
+        url(settings), socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, health_check_interval=30
+    )
+
+
+def url(settings: Settings) -> str:
+    """REDIS_URL ('' when unset)."""
+    return settings.redis_url.get_secret_value()
+
+
+_followers: dict[tuple[str, int], Redis] = {}
+
+
+def follower(settings: Settings) -> Redis:
+    """A client for blocking reads (resumable streams' `XREAD BLOCK`, issue 19): no socket timeout,
+    since a blocking read waits on purpose; one per worker process and event loop, created lazily
+    inside the worker (never inherited across gunicorn's fork). health_check_interval: a pooled
+    connection idle this long is PINGed before use, so a Redis restart shows as a reconnect."""
+    key_ = (url(settings), id(asyncio.get_running_loop()))
+    client = _followers.get(key_)
+    if client is None:
+        client = _followers[key_] = Redis.from_url(key_[0], health_check_interval=30)
+    return client
 
 
 def key(*parts: str) -> str:

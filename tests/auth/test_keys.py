@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from streamkit.local import Process, free_port, http_ready, wait_until
+from streamkit.local import Process, free_port, http_ready, metrics_url, wait_until
 from tests.auth.conftest import KEYS, MODEL, KeyedRelay, auth, rid, write_keys
 from tests.relay.conftest import app_env
 
@@ -72,8 +72,10 @@ def test_refused_requests_never_reached_the_upstream_unlike_a_good_key(keyed_rel
 
 
 def test_health_and_metrics_need_no_key(keyed_relay: KeyedRelay) -> None:
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz"):
         assert httpx.get(keyed_relay.url + path, timeout=5).status_code == 200, path
+    # Metrics live on their own listener (METRICS_PORT), which Prometheus scrapes without a key.
+    assert httpx.get(metrics_url(keyed_relay.url), timeout=5).status_code == 200
 
 
 def test_keys_file_is_reloaded_when_it_changes(keyed_relay: KeyedRelay) -> None:
@@ -110,7 +112,7 @@ def test_no_answer_log_or_metric_carries_a_client_key(keyed_relay: KeyedRelay) -
             answers.append(f"{response.status_code}\n{response.headers}\n{response.text}")
     for answer in answers:
         assert not leaks(answer), answer
-    assert not leaks(httpx.get(keyed_relay.url + "/metrics", timeout=5).text)
+    assert not leaks(httpx.get(metrics_url(keyed_relay.url), timeout=5).text)
     for proc in keyed_relay.processes.started:
         log = proc.log_path.read_text(errors="replace")
         assert not leaks(log), f"{proc.name} log {proc.log_path}"

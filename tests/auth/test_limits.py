@@ -12,6 +12,7 @@ from itertools import pairwise
 import httpx
 import pytest
 
+from streamkit.local import metrics_url
 from tests.app.conftest import start
 from tests.auth.conftest import (
     MAX_STREAMS_PER_KEY,
@@ -174,7 +175,7 @@ def test_stream_beyond_the_worker_ceiling_is_refused_fast_without_slowing_the_op
         assert len(before) > OPEN * RATE and len(during) > OPEN * RATE
         assert_ratio(p95(during), p95(before), 1.5, "token gap p95 of the open streams, refusals vs before")
         assert_ratio(statistics.median(during), statistics.median(before), 1.2, "token gap p50, refusals vs before")
-        metrics = httpx.get(url + "/metrics", timeout=5).text
+        metrics = httpx.get(metrics_url(url), timeout=5).text
         assert f'streamkit_requests_rejected_total{{reason="overload"}} {float(len(latencies))}' in metrics
         assert f"streamkit_stream_slots_in_use {float(OPEN)}" in metrics
     finally:

@@ -56,6 +56,7 @@ COMPONENTS = {
     "component-gateway-api": "components/gateway-api",
     "component-ingress-nginx": "components/ingress-nginx",
     "component-monitoring": "components/monitoring",
+    "component-resume-redis": "components/resume-redis",  # issue 19
 }
 TARGETS = sorted([*OVERLAYS, *COMPONENTS])
 
