@@ -122,6 +122,8 @@ def json_body_problem(scope: Scope, body: bytes) -> APIError | None:
     if scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
         return None
     media_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    if not body and not media_type:
+        return None  # a body-less action (POST /v1/streams/{id}/cancel, /v1/stream-tokens): nothing to declare
     if media_type != "application/json" and not media_type.endswith("+json"):
         got = f"Content-Type {media_type}" if media_type else "no Content-Type"
         return APIError(415, f"Send the body as application/json (got {got}).", code="unsupported_media_type")

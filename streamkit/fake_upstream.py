@@ -26,7 +26,7 @@ whole prompt, knobs included). Names:
 Example prompt: `hello fake.tokens=5 fake.tokens_per_second=0 fake.drop_at=3`.
 
 Replay: `fake.replay=NAME` in the prompt answers with the recorded-style fixture
-`streamkit/replay/NAME.sse` (streaming; the event stream exactly as written there, CR/LF variants,
+`NAME.sse` in streamkit/replay/ (streaming; the event stream exactly as written there, CR/LF variants,
 comments and multi-line `data` included; the usage-only chunk left out unless the request asked
 for `stream_options.include_usage`, as OpenAI and vLLM do) or `NAME.json` (not streaming), and
 on `/v1/responses` `NAME.responses.sse` / `NAME.responses.json`. The

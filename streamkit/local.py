@@ -186,7 +186,7 @@ def start_app(
     ).start()
     url = f"http://{host}:{port}"
     wait_serving(proc, url + "/healthz", timeout)
-    wait_serving(proc, register_metrics(url, metrics_port), timeout)
+    wait_serving(proc, register_metrics(url, metrics_port, host), timeout)
     return proc, url
 
 

@@ -68,7 +68,8 @@ ROWS: tuple[Row, ...] = (
         HEADER,
         "`X-Request-ID`",
         "set",
-        "the client's when well formed (`[A-Za-z0-9._-]{1,64}`), else the app's own",
+        "the client's when well formed (`[A-Za-z0-9._-]{1,64}`); absent: the app's own; malformed: a 400 "
+        "`invalid_request_id` and no upstream request",
         "request_id",
     ),
     Row(HEADER, "`traceparent`, `tracestate`", "forwarded", "unchanged (W3C trace context)", "trace_headers"),

@@ -104,10 +104,16 @@ def cookie_dropped(relay: Relay, _: DeadRelay) -> None:
 def request_id(relay: Relay, _: DeadRelay) -> None:
     seen = _headers_seen(relay, {})
     assert seen["headers"]["x-request-id"] == seen["request_id"]
-    # Not well formed: the app's own id goes instead (and comes back to the client).
-    response = post(relay, body("refusal"), {"X-Request-ID": "bad id!"})
+    # Absent: the app's own id goes upstream (and comes back to the client).
+    response = post(relay, body("refusal"), {})
     own = response.headers["x-request-id"]
-    assert own != "bad id!" and relay.upstream.received(own)["headers"]["x-request-id"] == own
+    assert response.status_code == 200 and relay.upstream.received(own)["headers"]["x-request-id"] == own
+    # Malformed: refused before the upstream (tests/app/test_bad_input.py has the hostile cases).
+    refused = post(relay, body("refusal"), {"X-Request-ID": "bad id!"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request_id"
+    assert not list(relay.upstream.records.glob("*.request.json")) or all(
+        "bad id!" not in path.read_text() for path in relay.upstream.records.glob("*.request.json")
+    )
 
 
 @check
