@@ -307,7 +307,7 @@ def concurrency(running: Stack, load: Load) -> dict[str, Any]:
     return report(load, running, results, samples) | {"samples": samples}
 
 
-_STATUS = re.compile(rb'" (\d{3})\b')
+_STATUS = re.compile(rb'"(?:GET|POST) /v1/[^"]*" (\d{3})\b')  # stream requests, not health checks
 
 
 def _statuses(log: Path) -> dict[str, int]:
