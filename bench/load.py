@@ -22,7 +22,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +60,8 @@ class Stack:
     app_env: dict[str, str] = field(default_factory=dict)
     instances: int = 2
     relay: bool = False  # apps relay to a `streamkit fake-upstream` (fault knobs) instead of the built-in fake
+    workers: int = APP_WORKERS
+    owner: Stack | None = None  # the stack whose apps these are (it stops them)
     apps: list[Process] = field(default_factory=list)
     app_ports: list[int] = field(default_factory=list)
     proxy_proc: Process | None = None
@@ -78,20 +80,32 @@ class Stack:
         for _ in range(self.instances):
             self.app_ports.append(free_port())
             self.apps.append(self._start_app(self.app_ports[-1]))
+        self._start_proxy()
+        return self
+
+    def _start_proxy(self, sources: Mapping[str, Path] | None = None, label: str = "") -> None:
         self.port = free_port()
         addresses = [f"127.0.0.1:{port}" for port in self.app_ports]
-        overrides = backend_overrides(self.proxy, self.workdir / self.proxy.name, addresses)
+        workdir = self.workdir / (self.proxy.name + (f"-{label}" if label else ""))
+        overrides = backend_overrides(self.proxy, workdir, addresses, sources)
         cert, key, _ = write_certificates(self.workdir / "tls")  # the shipped TLS listener needs one
         values = {"listen": f"127.0.0.1:{self.port}", "tls_listen": f"127.0.0.1:{free_port()}"}
         self.proxy_proc = self.proxy.start(
-            self.workdir / self.proxy.name, values | {"cert": str(cert), "key": str(key)}, config_override=overrides
+            workdir, values | {"cert": str(cert), "key": str(key)}, config_override=overrides, label=label
         )
         self._started.append(self.proxy_proc)
-        return self
+
+    def with_proxy(self, proxy: ProxyDef, sources: Mapping[str, Path] | None = None, label: str = "") -> Stack:
+        """Another proxy in front of the same app instances (a negative control's config);
+        stopping it stops only that proxy."""
+        other = Stack(proxy, self.workdir, dict(self.app_env), self.instances, self.relay, self.workers, self)
+        other.apps, other.app_ports = self.apps, self.app_ports
+        other._start_proxy(sources, label)
+        return other
 
     def _start_app(self, port: int) -> Process:
-        proc, _ = start_app(self.workdir, env=self.app_env, workers=APP_WORKERS, port=port, timeout=60)
-        self._started.append(proc)
+        proc, _ = start_app(self.workdir, env=self.app_env, workers=self.workers, port=port, timeout=60)
+        (self.owner or self)._started.append(proc)
         return proc
 
     def stop(self) -> None:
@@ -245,11 +259,15 @@ class Tagged:
 
 
 class Counter:
+    """Streams open right now (response headers seen, not yet ended), and the most at once."""
+
     def __init__(self) -> None:
         self.value = 0
+        self.peak = 0
 
     def add(self, delta: int) -> None:
         self.value += delta
+        self.peak = max(self.peak, self.value)
 
 
 async def hold(port: int, load: Load, open_streams: Counter, during: Callable[[], Any] | None = None) -> list[Tagged]:
@@ -279,6 +297,7 @@ def run_load(
     active = Counter()
     with Sampler(running, lambda: active.value, interval) as sampler:
         results = asyncio.run(hold(running.port, load, active, during))
+    sampler.samples[-1]["peak_active"] = active.peak
     return results, sampler.samples
 
 
@@ -291,7 +310,7 @@ def report(load: Load, running: Stack, results: list[Tagged], samples: list[dict
         "seconds": load.seconds,
         "tokens": load.tokens,
         "tokens_per_second": load.tokens_per_second,
-        "peak_active": max((s["active"] for s in samples), default=0),
+        "peak_active": samples[-1].get("peak_active", 0) if samples else 0,
         "app_cpu": cpu_used(samples, "app"),
         "proxy_cpu": cpu_used(samples, "proxy"),
         "load1_max": max((s["load1"] for s in samples), default=0.0),

@@ -11,7 +11,7 @@ as usual, so nothing else differs from the shipped config.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from streamkit.proxies.base import ProxyDef
@@ -54,13 +54,16 @@ def expand(proxy: str, text: str, addresses: Sequence[str]) -> str:
     return "".join(lines[:start]) + expanded + "".join(lines[end:])
 
 
-def backend_overrides(proxy: ProxyDef, workdir: Path, addresses: Sequence[str]) -> dict[str, Path]:
-    """Override files (shipped file name -> path) that put every address behind `proxy`."""
+def backend_overrides(
+    proxy: ProxyDef, workdir: Path, addresses: Sequence[str], sources: Mapping[str, Path] | None = None
+) -> dict[str, Path]:
+    """Override files (shipped file name -> path) that put every address behind `proxy`.
+    `sources` replaces shipped files (a negative control's config) before the expansion."""
     out: dict[str, Path] = {}
     folder = workdir / "backends"
     folder.mkdir(parents=True, exist_ok=True)
     for name, path in zip(proxy.configs, proxy.config_paths, strict=True):
-        text = path.read_text()
+        text = (sources or {}).get(name, path).read_text()
         if "upstream" in marked_keys(text):
             text = expand(proxy.name, text, addresses)
         out[name] = folder / name

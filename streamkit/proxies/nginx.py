@@ -48,9 +48,9 @@ WORKER_CONNECTIONS = 8192
 WORKER_RLIMIT_NOFILE = 16384
 
 
-def write_main_config(launch: Launch, main_extra: str = "") -> Path:
-    """The harness main config; `main_extra` adds main-context directives (a negative control's
-    `worker_shutdown_timeout 1s;`)."""
+def write_main_config(launch: Launch, main_extra: str = "", worker_connections: int = WORKER_CONNECTIONS) -> Path:
+    """The harness main config; `main_extra` adds main-context directives and `worker_connections`
+    replaces the capacity (negative controls: `worker_shutdown_timeout 1s;`, the old 512)."""
     (launch.workdir / "temp").mkdir(exist_ok=True)
     # As root, nginx would switch its worker to `nobody`, who cannot write the test's temp dirs.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -60,7 +60,7 @@ def write_main_config(launch: Launch, main_extra: str = "") -> Path:
             user=user,
             workdir=launch.workdir,
             site=launch.config,
-            worker_connections=WORKER_CONNECTIONS,
+            worker_connections=worker_connections,
             rlimit_nofile=WORKER_RLIMIT_NOFILE,
             main_extra=main_extra + "\n" if main_extra else "",
         )
