@@ -259,12 +259,13 @@ async def run_stream(port: int, spec: StreamSpec, on_open: Callable[[int], None]
     return outcome
 
 
-def summarize(outcomes: list[StreamOutcome]) -> dict[str, Any]:
-    """Counts by kind and by detail, and TTFT / gap percentiles (milliseconds)."""
+def summarize(outcomes: list[StreamOutcome], gaps: list[float] | None = None) -> dict[str, Any]:
+    """Counts by kind and by detail, and TTFT / gap percentiles (milliseconds); `gaps` replaces
+    the outcomes' own (a sample gathered from several client processes)."""
     kinds = Counter(o.kind for o in outcomes)
     details = Counter(f"{o.kind}:{o.detail}" for o in outcomes if o.kind != INTACT)
     ttfts = sorted(o.ttft for o in outcomes if o.ttft is not None)
-    gaps = sorted(g for o in outcomes for g in o.gaps)
+    gaps = sorted(gaps if gaps is not None else (g for o in outcomes for g in o.gaps))
     return {
         "started": len(outcomes),
         "intact": kinds[INTACT],

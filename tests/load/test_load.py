@@ -140,8 +140,9 @@ def test_soak_leaves_nothing_behind(nginx_stack: Stack) -> None:
     _sound(result)
     assert result["app_idle_after"]
     after = {who: usage(pids)["fds"] for who, pids in _pids(nginx_stack).items()}
-    for who in before:
-        assert after[who] <= before[who] + 8, (who, before[who], after[who])
+    # nginx may keep up to 16 idle connections to the apps (`keepalive 16`), opened during the load.
+    assert after["app"] <= before["app"] + 16 + 4, (before, after)
+    assert after["proxy"] <= before["proxy"] + 16 + 4, (before, after)
 
 
 def _pids(running: Stack) -> dict[str, list[int]]:
