@@ -271,6 +271,7 @@ class Tagged:
 
 
 CLIENT_STREAMS_PER_PROCESS = 500  # one client process (one event loop) per this many slots
+RETRY_AFTER = 1.0  # seconds a slot waits after a stream that did not end intact
 GAPS_KEPT = 200_000  # gaps each client process sends back (a uniform sample) for the percentiles
 
 
@@ -307,8 +308,13 @@ async def _slots(port: int, load: Load, indices: range, deadline: float, open_st
         seq = 0
         while time.monotonic() < deadline:
             spec = load.spec(index, seq)
-            results.append(Tagged(await run_stream(port, spec, open_streams.add), spec.query))
+            outcome = await run_stream(port, spec, open_streams.add)
+            results.append(Tagged(outcome, spec.query))
             seq += 1
+            if outcome.kind != INTACT and not spec.query:
+                # A real client waits before it retries (EventSource: the `retry:` hint, 3 s);
+                # without a pause a slot whose requests fail at once would spin.
+                await asyncio.sleep(RETRY_AFTER)
 
     await asyncio.gather(*(slot(i) for i in indices))
     return results
@@ -422,6 +428,8 @@ def rolling_restart(running: Stack, load: Load, first_after: float, drain_timeou
     503 and retried elsewhere, if the proxy retries)."""
     rolls: list[dict[str, Any]] = []
 
+    ends = time.monotonic() + load.seconds  # no stream starts after this: stop waiting for one
+
     async def roll() -> None:
         await asyncio.sleep(first_after)
         for index in range(len(running.apps)):
@@ -430,9 +438,15 @@ def rolling_restart(running: Stack, load: Load, first_after: float, drain_timeou
             # In this thread, not a worker thread: the app is started with PR_SET_PDEATHSIG, which
             # fires when the starting THREAD ends (the client processes keep streaming meanwhile).
             step = running.restart_app(index, drain_timeout)
-            await asyncio.sleep(0)
             after = _statuses(log)
             refused = after.get("503", 0) - before.get("503", 0)
+            # As an operator's rollout waits for readiness: the next instance drains only once the
+            # proxy sends this one streams again. Passive nginx needs fail_timeout (10 s) for that;
+            # draining the other instance sooner leaves nginx no live upstream (502 to everything).
+            began = time.monotonic()
+            while _statuses(log).get("200", 0) <= after.get("200", 0) and time.monotonic() < min(began + 60, ends):  # noqa: ASYNC110 (polls another process's log)
+                await asyncio.sleep(0.2)
+            step["back_in_rotation_after_s"] = round(time.monotonic() - began, 2)
             rolls.append({"instance": index, **step, "new_requests_answered_503_while_draining": refused})
 
     results, samples, gaps = run_load(running, load, roll)

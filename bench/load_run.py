@@ -51,9 +51,9 @@ def _scale(quick: bool) -> dict[str, Any]:
 TOKENS, RATE = 300, 10.0
 
 
-def run_concurrency(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+def run_concurrency(scale: dict[str, Any], workdir: Path, proxies: list[str]) -> list[dict[str, Any]]:
     out = []
-    for proxy in PROXIES:
+    for proxy in proxies:
         slots = scale["nginx"] if proxy == "nginx" else scale["others"]
         load = Load("concurrency", slots, scale["seconds"], TOKENS, RATE, ramp=15)
         with stack(proxy, workdir / f"concurrency-{proxy}") as running:
@@ -62,11 +62,11 @@ def run_concurrency(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]
     return out
 
 
-def run_rolling(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+def run_rolling(scale: dict[str, Any], workdir: Path, proxies: list[str]) -> list[dict[str, Any]]:
     """Each proxy: 300 streams of 12 s, both instances replaced in turn (drain window 8 s: streams
     older than that finish, younger ones end with server_shutdown)."""
     out = []
-    for proxy in PROXIES:
+    for proxy in proxies:
         load = Load("rolling_restart", 300, 60, 120, RATE, ramp=5)
         with stack(proxy, workdir / f"rolling-{proxy}", app_env={"DRAIN_SECONDS": "8"}) as running:
             out.append(rolling_restart(running, load, first_after=10, drain_timeout=60))
@@ -74,10 +74,10 @@ def run_rolling(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def run_reload(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+def run_reload(scale: dict[str, Any], workdir: Path, proxies: list[str]) -> list[dict[str, Any]]:
     """Each proxy that can reload: 300 streams of 20 s, three reloads 8 s apart."""
     out = []
-    for proxy in PROXIES:
+    for proxy in proxies:
         if proxy == "envoy":
             out.append({"scenario": "proxy_reload", "proxy": proxy, "not_measured": RELOADS[proxy].how})
             continue
@@ -88,7 +88,7 @@ def run_reload(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def run_faults(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+def run_faults(scale: dict[str, Any], workdir: Path, proxies: list[str]) -> list[dict[str, Any]]:
     """nginx, the apps relaying to `streamkit fake-upstream`: every 10th upstream request drops
     after 40 tokens or answers 429."""
     load = Load("faults", scale["others"], 60, 100, RATE, ramp=10, relay=True, knobs=fault_knobs(10, 40))
@@ -98,7 +98,7 @@ def run_faults(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
     return [result]
 
 
-def run_soak(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+def run_soak(scale: dict[str, Any], workdir: Path, proxies: list[str]) -> list[dict[str, Any]]:
     load = Load("soak", scale["soak_slots"], scale["soak_seconds"], TOKENS, RATE, ramp=15)
     with stack("nginx", workdir / "soak") as running:
         result = soak(running, load, warmup=scale["warmup"])
@@ -106,7 +106,7 @@ def run_soak(scale: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
     return [result]
 
 
-SCENARIOS: dict[str, Callable[[dict[str, Any], Path], list[dict[str, Any]]]] = {
+SCENARIOS: dict[str, Callable[[dict[str, Any], Path, list[str]], list[dict[str, Any]]]] = {
     "concurrency": run_concurrency,
     "rolling_restart": run_rolling,
     "proxy_reload": run_reload,
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only these scenarios")
     parser.add_argument("--quick", action="store_true", help="a smaller version of everything")
+    parser.add_argument(
+        "--proxy", action="append", choices=sorted(PROXIES), help="only these proxies (merged into the JSON)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     nofile = raise_nofile()
@@ -247,9 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="streamkit-load-") as tmp:
         for name in names:
             began = time.monotonic()
-            items = SCENARIOS[name](scale, Path(tmp))
+            items = SCENARIOS[name](scale, Path(tmp), args.proxy or list(PROXIES))
             doc = {"meta": meta | {"seconds": round(time.monotonic() - began, 1)}, "results": items}
-            (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+            path = args.out / f"{name}.json"
+            if args.proxy and path.exists():  # a re-run of some proxies replaces only their results
+                previous = json.loads(path.read_text())
+                kept = [r for r in previous["results"] if r["proxy"] not in args.proxy]
+                doc = {"meta": previous["meta"] | {"rerun": meta | {"proxies": args.proxy}}, "results": kept + items}
+            path.write_text(json.dumps(doc, indent=1) + "\n")
     # The summary covers every scenario whose JSON is present (a partial re-run keeps the others).
     results = {}
     for name in SCENARIOS:

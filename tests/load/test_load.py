@@ -73,7 +73,7 @@ def test_concurrency_control_old_capacity_loses_streams(nginx_stack: Stack) -> N
     assert result["lost"] > 0, result["why"]
 
 
-ROLL = Load("roll", slots=100, seconds=8, tokens=30, tokens_per_second=10, ramp=1)
+ROLL = Load("roll", slots=100, seconds=10, tokens=30, tokens_per_second=10, ramp=1)
 
 
 def test_rolling_restart(nginx_stack: Stack) -> None:
@@ -124,7 +124,7 @@ def test_faults_end_exactly_the_faulted_streams(tmp_path: Path) -> None:
     """Every 5th upstream request drops after 12 tokens or answers 429; the rest stay intact."""
     require_binary("nginx")
     knobs = fault_knobs(5, 12)
-    load = Load("faults", slots=100, seconds=4, tokens=30, tokens_per_second=10, ramp=1, relay=True, knobs=knobs)
+    load = Load("faults", slots=100, seconds=3, tokens=30, tokens_per_second=10, ramp=1, relay=True, knobs=knobs)
     with stack("nginx", tmp_path, relay=True, workers=1) as running:
         result = faults(running, load)
     _sound(result)
@@ -136,7 +136,7 @@ def test_soak_leaves_nothing_behind(nginx_stack: Stack) -> None:
     """A short steady load: afterwards the app holds no stream and no more descriptors than before
     (the 10-minute soak with its flat RSS and fd curves is `make load`)."""
     before = {who: usage(pids)["fds"] for who, pids in _pids(nginx_stack).items()}
-    result = soak(nginx_stack, Load("soak", slots=150, seconds=5, tokens=20, tokens_per_second=10, ramp=1), warmup=2)
+    result = soak(nginx_stack, Load("soak", slots=150, seconds=4, tokens=20, tokens_per_second=10, ramp=1), warmup=2)
     _sound(result)
     assert result["app_idle_after"]
     after = {who: usage(pids)["fds"] for who, pids in _pids(nginx_stack).items()}
