@@ -534,19 +534,22 @@ def soak(running: Stack, load: Load, warmup: float, interval: float = 5.0) -> di
 
 
 def _idle(running: Stack) -> bool:
-    """The app's own gauge of open streams is 0 on every instance."""
+    """The app's own gauge of open streams (`streamkit_active_streams`, from the app's /metrics) is
+    0 on every instance. An instance whose /metrics shows no such gauge is not idle: the check must
+    never pass for want of a reading."""
     import httpx
 
-    total = 0.0
     for port in running.app_ports:
         try:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         except httpx.HTTPError:
             return False
-        for line in text.splitlines():
-            if line.startswith("streamkit_active_streams{"):
-                total += float(line.rsplit(" ", 1)[1])
-    return total == 0
+        values = [
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("streamkit_active_streams{")
+        ]
+        if not values or sum(values) != 0:
+            return False
+    return True
 
 
 __all__ = [

@@ -234,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         "--proxy", action="append", choices=sorted(PROXIES), help="only these proxies (merged into the JSON)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--summary", action="store_true", help="only rewrite summary.md and the plots")
     args = parser.parse_args(argv)
     nofile = raise_nofile()
     scale = _scale(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
-    names = args.only or list(SCENARIOS)
+    names = [] if args.summary else (args.only or list(SCENARIOS))
     meta = {
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cpus": os.cpu_count(),
