@@ -152,9 +152,11 @@ def extras(results: dict[str, list[dict[str, Any]]]) -> str:
     lines = []
     for r in results.get("rolling_restart", []):
         refused = [roll["new_requests_answered_503_while_draining"] for roll in r["rolls"]]
+        back = [roll["back_in_rotation_after_s"] for roll in r["rolls"]]
         lines.append(
-            f"- rolling restart, {r['proxy']}: {r['http_5xx']} 5xx to clients; the draining instances "
-            f"answered {refused} new requests 503 (retried elsewhere by the proxy)"
+            f"- rolling restart, {r['proxy']}: {r['http_5xx']} 5xx reached clients; new requests the draining "
+            f"instances answered 503: {refused} (a proxy that retries sent them to the other instance); "
+            f"a replaced instance served its first stream {back} s after it was up"
         )
     for r in results.get("proxy_reload", []):
         if "reloads" in r:
