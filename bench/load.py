@@ -508,9 +508,10 @@ def faults(running: Stack, load: Load) -> dict[str, Any]:
     return out | {"faulted": faulted, "unexpected": wrong}
 
 
-def growth(samples: list[dict[str, Any]], who: str, metric: str, warmup: float) -> float:
-    """Percent growth of `metric` from the first minute after warm-up to the last minute."""
-    after = [s for s in samples if s["t"] >= warmup and s[who][metric]]
+def growth(samples: list[dict[str, Any]], who: str, metric: str, warmup: float, until: float) -> float:
+    """Percent growth of `metric` (medians) from the first tenth of the steady part (after warm-up,
+    before `until`, when slots stop opening streams and the load winds down) to its last tenth."""
+    after = [s for s in samples if warmup <= s["t"] <= until and s[who][metric]]
     if len(after) < 4:
         return 0.0
     window = max(2, len(after) // 10)
@@ -526,7 +527,7 @@ def soak(running: Stack, load: Load, warmup: float, interval: float = 5.0) -> di
     settled = wait_until(lambda: _idle(running), 30, 0.5, "app streams to drop to 0") is not None
     out = report(load, running, results, samples, gaps)
     flat = {
-        f"{who}_{metric}_growth_pct": growth(samples, who, metric, warmup)
+        f"{who}_{metric}_growth_pct": growth(samples, who, metric, warmup, load.seconds)
         for who in ("app", "proxy")
         for metric in ("rss_mib", "fds", "threads")
     }
