@@ -18,8 +18,17 @@ HARNESS = """\
 {user}worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log stderr info;
-events {{
-    worker_connections 512;
+# Connection capacity (docs/capacity.md): every stream holds TWO connections in a worker (client
+# and app), so worker_connections 8192 carries 4,000 streams per worker; the worker's file
+# descriptor limit must cover them (plus log and listen sockets): worker_rlimit_nofile.
+# Default: worker_connections 512 (256 streams: the issue-17 measurement, 1,753 of 2,000 got
+# nothing), worker_rlimit_nofile unset (the inherited ulimit -n, often 1024).
+# https://nginx.org/en/docs/ngx_core_module.html#worker_connections
+# https://nginx.org/en/docs/ngx_core_module.html#worker_rlimit_nofile
+# Proven by: tests/load/test_load.py::test_concurrency
+worker_rlimit_nofile {rlimit_nofile};
+{main_extra}events {{
+    worker_connections {worker_connections};
 }}
 http {{
     access_log /dev/stdout;
@@ -34,12 +43,28 @@ http {{
 """
 
 
-def write_main_config(launch: Launch) -> Path:
+# Capacity of the harness (and the demo): see the comment in HARNESS and docs/capacity.md.
+WORKER_CONNECTIONS = 8192
+WORKER_RLIMIT_NOFILE = 16384
+
+
+def write_main_config(launch: Launch, main_extra: str = "", worker_connections: int = WORKER_CONNECTIONS) -> Path:
+    """The harness main config; `main_extra` adds main-context directives and `worker_connections`
+    replaces the capacity (negative controls: `worker_shutdown_timeout 1s;`, the old 512)."""
     (launch.workdir / "temp").mkdir(exist_ok=True)
     # As root, nginx would switch its worker to `nobody`, who cannot write the test's temp dirs.
     user = "user root;\n" if os.geteuid() == 0 else ""
     main = launch.workdir / "nginx-main.conf"
-    main.write_text(HARNESS.format(user=user, workdir=launch.workdir, site=launch.config))
+    main.write_text(
+        HARNESS.format(
+            user=user,
+            workdir=launch.workdir,
+            site=launch.config,
+            worker_connections=worker_connections,
+            rlimit_nofile=WORKER_RLIMIT_NOFILE,
+            main_extra=main_extra + "\n" if main_extra else "",
+        )
+    )
     return main
 
 
