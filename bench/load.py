@@ -44,7 +44,7 @@ from bench.loadcheck import (
     summarize,
 )
 from streamkit.demo import write_certificates
-from streamkit.local import Process, free_port, start_app, start_fake_upstream, wait_until
+from streamkit.local import Process, free_port, metrics_url, start_app, start_fake_upstream, wait_until
 from streamkit.proxies import PROXIES
 from streamkit.proxies.backends import backend_overrides
 from streamkit.proxies.base import ProxyDef
@@ -87,7 +87,7 @@ class Stack:
         if self.relay:
             self.upstream, base_url = start_fake_upstream(self.workdir)
             self._started.append(self.upstream)
-            env |= {"UPSTREAM_BASE_URL": base_url, "UPSTREAM_MODEL": "fake-upstream"}
+            env |= {"UPSTREAM_BASE_URL": base_url, "UPSTREAM_MODEL": "fake-upstream", "ALLOW_ANONYMOUS": "true"}
         self.app_env = env
         for _ in range(self.instances):
             self.app_ports.append(free_port())
@@ -100,7 +100,10 @@ class Stack:
         addresses = [f"127.0.0.1:{port}" for port in self.app_ports]
         workdir = self.workdir / (self.proxy.name + (f"-{label}" if label else ""))
         overrides = backend_overrides(self.proxy, workdir, addresses, sources)
-        cert, key, _ = write_certificates(self.workdir / "tls")  # the shipped TLS listener needs one
+        certificates = write_certificates(self.workdir / "tls")  # the shipped TLS listener needs one
+        if certificates is None:
+            raise RuntimeError("openssl is needed for the proxies' TLS listener (Debian package openssl)")
+        cert, key, _ = certificates
         values = {"listen": f"127.0.0.1:{self.port}", "tls_listen": f"127.0.0.1:{free_port()}"}
         self.proxy_proc = self.proxy.start(
             workdir, values | {"cert": str(cert), "key": str(key)}, config_override=overrides, label=label
@@ -535,14 +538,14 @@ def soak(running: Stack, load: Load, warmup: float, interval: float = 5.0) -> di
 
 
 def _idle(running: Stack) -> bool:
-    """The app's own gauge of open streams (`streamkit_active_streams`, from the app's /metrics) is
-    0 on every instance. An instance whose /metrics shows no such gauge is not idle: the check must
+    """The app's own gauge of open streams (`streamkit_active_streams`, from the app's metrics listener) is
+    0 on every instance. An instance whose metrics show no such gauge is not idle: the check must
     never pass for want of a reading."""
     import httpx
 
     for port in running.app_ports:
         try:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            text = httpx.get(metrics_url(f"http://127.0.0.1:{port}"), timeout=2).text
         except httpx.HTTPError:
             return False
         values = [
