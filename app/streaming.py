@@ -223,7 +223,10 @@ class Stream:
                         frame = self.encoder.token(item)
                         if not frame:
                             continue  # nothing this endpoint carries (e.g. a tool call on /v1/chat/stream)
-                        if not within_budget():  # issue #20: the key's tokens per minute (app.limits)
+                        # Issue #20: the key's tokens per minute (app.limits). A relayed stream's opening
+                        # chunk (the role, no text yet) is not a token: it is not spent.
+                        opening_role = not self.tokens and item.raw is not None and b'"role"' in item.raw
+                        if not opening_role and not within_budget():
                             self.outcome = self.reason = m.TOKEN_BUDGET
                             yield self.encoder.error(budget_error())
                             return

@@ -207,7 +207,11 @@ class Producer:
                     group.start_soon(self.stream.produce)
                     group.start_soon(self._watch)
                     async for frame in self.stream.events():
-                        await self._put(frame)
+                        # One log entry per SSE event: an encoder may frame several events at once
+                        # (the Responses translation opens an item and its part together), and a
+                        # rejoin's offset counts events (`sequence_number` on the Responses API).
+                        for event in frame.split(b"\n\n")[:-1]:
+                            await self._put(event + b"\n\n")
                     group.cancel_scope.cancel()
             if self.stream.outcome is None:  # stopped before its terminal event
                 reason = self.reason or "cancelled"
