@@ -53,8 +53,12 @@ lint: $(STAMPS)/venv
 	$(BIN)/mypy
 	$(BIN)/streamkit lint infra/
 
+# Test workers (pytest-xdist; whole files per worker, so module fixtures stay in one process). Most
+# tests wait on real processes and sockets, so 2 workers fit the 15-minute CI budget on 2 cores.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # make demo PROXY=nginx (or caddy, the default; envoy, traefik, haproxy, none)
 demo: deps

@@ -48,11 +48,19 @@ def written(before: set[str], after: set[str]) -> list[str]:
     return sorted(entry for entry in after - before if not _allowed(entry))
 
 
+def _worker(session: pytest.Session) -> bool:
+    """A pytest-xdist worker (`make test` runs two): the controller alone compares the checkout."""
+    return hasattr(session.config, "workerinput")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.stash[_BEFORE] = snapshot(REPO)
+    if not _worker(session):
+        session.stash[_BEFORE] = snapshot(REPO)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _worker(session):
+        return
     before = session.stash.get(_BEFORE, None)
     after = snapshot(REPO)
     if before is None or after is None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from streamkit.local import Process, start_app
+from streamkit.local import Process, free_port, start_app, wait_until
 from tests import support_matrix
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -29,7 +31,13 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    support_matrix.collected(items)
+    support_matrix.collected([item.nodeid for item in items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """Under pytest-xdist (`make test`) the controller collects nothing itself: the workers' ids."""
+    support_matrix.collected(ids)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -122,3 +130,39 @@ def module_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 def package_processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
     """Processes shared by one test package (a folder under tests/)."""
     yield from _shared_processes(request, tmp_path_factory.mktemp("package"))
+
+
+@dataclass
+class RedisServer:
+    proc: Process
+    url: str
+
+
+def start_redis(processes: Processes, directory: Path | None = None) -> RedisServer:
+    """Debian's redis-server on a free port of 127.0.0.1, no persistence, its files in `directory`
+    (default: the processes' tmp dir): the shared Redis of client limits (tests/auth) and resumable
+    streams (tests/resume)."""
+    binary = require_binary("redis-server")
+    port = free_port()
+    directory = directory or processes.directory / f"redis-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    proc = processes.add(
+        Process(
+            name="redis-server",
+            argv=[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  "--dir", str(directory)],
+            log_path=directory / "redis.log",
+        ).start()
+    )
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return not proc.alive()
+
+    wait_until(ready, 20, 0.05, "redis-server")
+    assert proc.alive(), proc.logs()
+    return RedisServer(proc, f"redis://127.0.0.1:{port}/0")

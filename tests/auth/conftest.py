@@ -15,13 +15,12 @@ from typing import TypeVar
 
 import httpx
 import pytest
-import redis
 
 from app.auth import digest_of
 from app.limits import WINDOW_SECONDS
 from streamkit import local
-from streamkit.local import Process, free_port, wait_until
-from tests.conftest import Processes, require_binary
+from streamkit.local import free_port, wait_until
+from tests.conftest import Processes, RedisServer, start_redis
 from tests.relay.conftest import API_KEY, FakeUpstream, app_env
 
 T = TypeVar("T")
@@ -66,9 +65,10 @@ class KeyedRelay:
 def keyed_relay(package_processes: Processes) -> KeyedRelay:
     """One worker (the in-memory limits are per worker), MAX_STREAMS_PER_KEY and TOKENS_PER_MINUTE set.
     fake-upstream and the app start at once (the app does not call its upstream before a request)."""
-    directory = package_processes.directory
+    # Its own folder: under pytest-xdist a package fixture may be set up again in the same worker.
+    directory = package_processes.directory / f"keyed-{uuid.uuid4().hex[:8]}"
     records = directory / "records"
-    records.mkdir()
+    records.mkdir(parents=True)
     port = free_port()
     keys_file = write_keys(directory / "api-keys")
     upstream_url = f"http://127.0.0.1:{port}/v1"
@@ -133,38 +133,6 @@ def error_of(response: httpx.Response) -> dict[str, object]:
     body = json.loads(response.read())
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
     return dict(body["error"])
-
-
-@dataclass
-class RedisServer:
-    proc: Process
-    url: str
-
-
-def start_redis(processes: Processes) -> RedisServer:
-    """Debian's redis-server on a free port, no persistence, its files in the test's tmp dir."""
-    binary = require_binary("redis-server")
-    port = free_port()
-    directory = processes.directory / f"redis-{port}"
-    directory.mkdir()
-    proc = processes.add(
-        Process(
-            name="redis-server",
-            argv=[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                  "--dir", str(directory)],
-            log_path=directory / "redis.log",
-        ).start()
-    )
-
-    def pong() -> bool:
-        try:
-            return bool(redis.Redis(port=port, socket_timeout=1).ping())
-        except redis.RedisError:
-            return not proc.alive()
-
-    wait_until(pong, 20, 0.05, "redis-server")
-    assert proc.alive(), proc.logs()
-    return RedisServer(proc, f"redis://127.0.0.1:{port}/0")
 
 
 @pytest.fixture(scope="package")

@@ -1,6 +1,6 @@
 """The load client's verdicts: the controls that show a lost or damaged stream is caught.
 
-Each case feeds `bench/loadcheck.Verifier` the SSE bytes the app would send for a prompt (built
+Each case feeds `Verifier` (bench/loadcheck.py) the SSE bytes the app would send for a prompt (built
 with the app's own encoder), changed in exactly one way.
 """
 

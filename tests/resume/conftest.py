@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +18,11 @@ import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from app.resume.core import OWNER_COOKIE
-from streamkit.local import Process, free_port, metrics_url, wait_serving, wait_until
+from streamkit.local import Process, free_port, metrics_url, wait_serving
 from streamkit.proxies import nginx
 from streamkit.proxies.base import Launch
 from tests.app.conftest import RunningApp, start
-from tests.conftest import Processes, require_binary
+from tests.conftest import Processes, RedisServer, require_binary, start_redis
 
 # Shortened for the tests (kit defaults: 10 s grace, 300 s TTL, 5 s lease).
 GRACE = 2.0
@@ -48,39 +47,6 @@ server {{
     }}
 }}
 """
-
-
-@dataclass
-class RedisServer:
-    url: str
-    proc: Process
-
-
-def start_redis(processes: Processes, directory: Path) -> RedisServer:
-    """redis-server from Debian on a free port."""
-    binary = require_binary("redis-server")
-    port = free_port()
-    directory.mkdir(parents=True, exist_ok=True)
-    proc = processes.add(
-        Process(
-            name="redis",
-            argv=[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                  "--dir", str(directory)],
-            log_path=directory / "redis.log",
-        ).start()
-    )
-
-    def ready() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return not proc.alive()
-
-    wait_until(ready, 10, what="redis-server")
-    assert proc.alive(), proc.logs()
-    return RedisServer(f"redis://127.0.0.1:{port}/0", proc)
 
 
 def start_nginx(processes: Processes, directory: Path, port_a: int, port_b: int) -> str:
