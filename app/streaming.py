@@ -32,10 +32,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+from prometheus_client import Histogram
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Message, Receive, Scope, Send
@@ -69,6 +71,48 @@ _OUTCOME_OF_ERROR = {
 # tokens per task switch (bench/: the switch is a measurable share of per-token CPU); the producer
 # still parks at an `await` (the upstream read or a full hand-over) where cancellation lands.
 HANDOVER_BUFFER = 8
+
+
+# A stream adds its inter-token gaps to the histogram with its first token after this many seconds
+# since it last did, and all of them when it ends: inside a scrape interval while tokens flow.
+GAP_FLUSH_SECONDS = 1.0
+
+
+class _Gaps:
+    """The per-token `observe` of the inter-token gap histogram, counted per stream and added to the
+    histogram with the first token GAP_FLUSH_SECONDS after the last flush and at the stream's end:
+    the same observations (count, sum, bucket of every gap), at most GAP_FLUSH_SECONDS late while
+    tokens flow (during a pause in the stream, until its next token or its end).
+    Why: with PROMETHEUS_MULTIPROC_DIR every `observe` is two locked mmap writes
+    and a pid check, a quarter of the worker's CPU at the ceiling (bench/results/2026-12-03.md).
+    Relies on prometheus_client's `Histogram` child keeping `_upper_bounds`, `_buckets` (one value
+    per bucket, not cumulative) and `_sum`, as its own `observe` does (pinned in pyproject.toml;
+    tests/metrics read the histogram back through /metrics)."""
+
+    __slots__ = ("_bounds", "_child", "_counts", "_sum", "flush_at")
+
+    def __init__(self, child: Histogram) -> None:
+        self._child = child
+        self._bounds: list[float] = child._upper_bounds
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self.flush_at = 0.0
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def flush(self, now: float) -> None:
+        self.flush_at = now + GAP_FLUSH_SECONDS
+        if not self._sum and not any(self._counts):
+            return
+        buckets = self._child._buckets
+        for i, count in enumerate(self._counts):
+            if count:
+                buckets[i].inc(count)
+                self._counts[i] = 0
+        self._child._sum.inc(self._sum)
+        self._sum = 0.0
 
 
 class Terminal:
@@ -296,7 +340,7 @@ class Stream:
         them, which is what a client sees."""
         route = self.route
         m.ACTIVE_STREAMS.labels(route).inc()
-        gap = m.INTER_TOKEN_GAP.labels(route)  # resolved once: the loop below runs per token
+        gap = _Gaps(m.INTER_TOKEN_GAP.labels(route))  # resolved once: the loop below runs per token
         last_token_at = 0.0
         # A relayed stream opens with the upstream's first chunk (no frame of the app's own):
         # its first byte is then its first token. Headers went out before either.
@@ -340,6 +384,8 @@ class Stream:
                             last_token_at = now
                             self.tokens += 1
                             frames.append(frame)
+                            if now >= gap.flush_at:
+                                gap.flush(now)
                         try:
                             item = receive.receive_nowait()
                         except (anyio.WouldBlock, anyio.EndOfStream):
@@ -364,6 +410,7 @@ class Stream:
                             yield frame
                     return
         finally:
+            gap.flush(0.0)
             outcome = self.outcome or self.end_reason()
             m.ACTIVE_STREAMS.labels(route).dec()
             m.TOKENS_STREAMED.labels(route).inc(self.tokens)
