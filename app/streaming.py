@@ -84,7 +84,7 @@ class _Gaps:
     the same observations (count, sum, bucket of every gap), at most GAP_FLUSH_SECONDS late while
     tokens flow (during a pause in the stream, until its next token or its end).
     Why: with PROMETHEUS_MULTIPROC_DIR every `observe` is two locked mmap writes
-    and a pid check, a quarter of the worker's CPU at the ceiling (bench/results/2026-12-03.md).
+    and a pid check, a quarter of the worker's CPU at the ceiling before (bench/README.md, the levers of issue #18).
     Relies on prometheus_client's `Histogram` child keeping `_upper_bounds`, `_buckets` (one value
     per bucket, not cumulative) and `_sum`, as its own `observe` does (pinned in pyproject.toml;
     tests/metrics read the histogram back through /metrics)."""
