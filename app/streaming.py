@@ -29,12 +29,15 @@ accounting).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+from prometheus_client import Histogram
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Message, Receive, Scope, Send
@@ -70,6 +73,48 @@ _OUTCOME_OF_ERROR = {
 HANDOVER_BUFFER = 8
 
 
+# A stream adds its inter-token gaps to the histogram with its first token after this many seconds
+# since it last did, and all of them when it ends: inside a scrape interval while tokens flow.
+GAP_FLUSH_SECONDS = 1.0
+
+
+class _Gaps:
+    """The per-token `observe` of the inter-token gap histogram, counted per stream and added to the
+    histogram with the first token GAP_FLUSH_SECONDS after the last flush and at the stream's end:
+    the same observations (count, sum, bucket of every gap), at most GAP_FLUSH_SECONDS late while
+    tokens flow (during a pause in the stream, until its next token or its end).
+    Why: with PROMETHEUS_MULTIPROC_DIR every `observe` is two locked mmap writes
+    and a pid check, a quarter of the worker's CPU at the ceiling before (bench/README.md, the levers of issue #18).
+    Relies on prometheus_client's `Histogram` child keeping `_upper_bounds`, `_buckets` (one value
+    per bucket, not cumulative) and `_sum`, as its own `observe` does (pinned in pyproject.toml;
+    tests/metrics read the histogram back through /metrics)."""
+
+    __slots__ = ("_bounds", "_child", "_counts", "_sum", "flush_at")
+
+    def __init__(self, child: Histogram) -> None:
+        self._child = child
+        self._bounds: list[float] = child._upper_bounds
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self.flush_at = 0.0
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def flush(self, now: float) -> None:
+        self.flush_at = now + GAP_FLUSH_SECONDS
+        if not self._sum and not any(self._counts):
+            return
+        buckets = self._child._buckets
+        for i, count in enumerate(self._counts):
+            if count:
+                buckets[i].inc(count)
+                self._counts[i] = 0
+        self._child._sum.inc(self._sum)
+        self._sum = 0.0
+
+
 class Terminal:
     """The last item the producer hands over: how the generation ended. `kind` is the kit's error
     type (bounded: it labels metrics); `error` the body the client gets, which for an error the
@@ -93,15 +138,86 @@ class Terminal:
         self.relayed_error = relayed_error
 
 
+class _SendWatchdog:
+    """SEND_TIMEOUT for the event sends of one stream: one cancel scope and at most one timer per
+    stream, instead of sse-starlette's cancel scope (and timer) per send.
+
+    Each send stamps its deadline; the timer, armed at the first pending send's deadline, checks
+    when it fires: the send still pending past its deadline cancels the scope (the send is where
+    the stream is parked, so the cancellation lands there); a later send still pending re-arms it
+    at that send's deadline; none pending disarms it (the next send arms it again). A blocked send
+    is thus abandoned exactly SEND_TIMEOUT after it started, as before (tests/app/
+    test_cancellation.py); per send the cost is a clock read and two attribute writes.
+    """
+
+    __slots__ = ("_handle", "_loop", "_send", "deadline", "fired", "scope", "timeout")
+
+    def __init__(self, send: Send, timeout: float) -> None:
+        self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = None
+        self.timeout = timeout
+        self.deadline: float | None = None  # of the send in progress
+        self.fired = False
+        self.scope = anyio.CancelScope()
+
+    async def __call__(self, message: Message) -> None:
+        self.deadline = deadline = self._loop.time() + self.timeout
+        if self._handle is None:
+            self._handle = self._loop.call_at(deadline, self._check)
+        try:
+            await self._send(message)
+        finally:
+            self.deadline = None
+
+    def _check(self) -> None:
+        deadline = self.deadline
+        if deadline is None:
+            self._handle = None
+        elif self._loop.time() >= deadline:
+            self._handle = None
+            self.fired = True
+            self.scope.cancel()
+        else:
+            self._handle = self._loop.call_at(deadline, self._check)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class _Response(EventSourceResponse):
     """sse-starlette's response, with a send timeout treated as the expected end it is (the stream
-    already recorded it and closed its upstream) rather than an application error."""
+    already recorded it and closed its upstream) rather than an application error, and the event
+    sends watched by one `_SendWatchdog` per stream (heartbeats keep sse-starlette's own per-send
+    timeout: they come from another task, once per PING_INTERVAL)."""
+
+    _watched: Send | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
             log.info("send timeout: client stopped reading; stream dropped")
+
+    async def _stream_response(self, send: Send) -> None:
+        if not self.send_timeout:
+            return await super()._stream_response(send)
+        watchdog = self._watched = _SendWatchdog(send, self.send_timeout)
+        try:
+            with watchdog.scope:
+                await super()._stream_response(watchdog)
+        finally:
+            watchdog.stop()
+        if watchdog.fired:
+            raise SendTimeoutError()
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        if send is self._watched:
+            await send(message)  # the watchdog times it
+        else:
+            await super()._send_with_timeout(send, message)
 
 
 class Stream:
@@ -157,9 +273,9 @@ class Stream:
                             closing = m.UPSTREAM_ERROR
                             m.UPSTREAM_ERRORS.labels(self.route, UPSTREAM_ERROR).inc()
                         if not chunk.withheld:
-                            await self._send.send(chunk)  # BrokenResourceError: consumer gone
+                            await self._hand_over(chunk)  # BrokenResourceError: consumer gone
                     elif chunk.delta:
-                        await self._send.send(chunk)
+                        await self._hand_over(chunk)
             if scope.cancelled_caught:
                 if self.drain.draining:
                     closing = m.SHUTDOWN
@@ -189,6 +305,17 @@ class Stream:
             if closing == m.CLIENT_DISCONNECT and self.disconnected_at is not None:
                 m.UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(self.route).observe(time.perf_counter() - self.disconnected_at)
 
+    async def _hand_over(self, chunk: Chunk) -> None:
+        """Into the channel without a pass of the event loop when there is room: anyio's `send`
+        yields to the loop first (a checkpoint) on every call, a full loop pass per token. The
+        producer still parks at an `await` where cancellation lands: the upstream read, which
+        always yields (anyio's socket receive checkpoints even with data buffered), or `send` when
+        the channel is full (the consumer blocked on a slow client)."""
+        try:
+            self._send.send_nowait(chunk)
+        except anyio.WouldBlock:
+            await self._send.send(chunk)
+
     def _error(self, type: str, message: str) -> Terminal:
         return Terminal(error=error_body(message, type), kind=type)
 
@@ -204,43 +331,78 @@ class Stream:
             self.disconnected_at = time.perf_counter()
 
     # --- consumer -----------------------------------------------------------------------------
-    async def events(self) -> AsyncIterator[bytes]:
+    async def events(self, coalesce: bool = False) -> AsyncIterator[bytes]:
+        """The stream's frames. `coalesce` (the HTTP response): every token already handed over when
+        the consumer wakes goes out as one write (never waiting to batch: what one upstream read
+        brought, or what piled up while a send blocked); without it (the resumable log, which gives
+        each event its own offset) one frame per item. Every token is still counted, checked
+        against the budget and timed one by one; tokens written together have a gap of 0 between
+        them, which is what a client sees."""
         route = self.route
         m.ACTIVE_STREAMS.labels(route).inc()
-        gap = m.INTER_TOKEN_GAP.labels(route)  # resolved once: the loop below runs per token
+        gap = _Gaps(m.INTER_TOKEN_GAP.labels(route))  # resolved once: the loop below runs per token
         last_token_at = 0.0
         # A relayed stream opens with the upstream's first chunk (no frame of the app's own):
         # its first byte is then its first token. Headers went out before either.
         opening = self.encoder.start()
+        token = self.encoder.token
         try:
             for i, frame in enumerate(opening):
                 yield frame
                 if i == 0:
                     m.TIME_TO_FIRST_BYTE.labels(route).observe(time.perf_counter() - self.received_at)
-            async with self._receive:
-                async for item in self._receive:
-                    if isinstance(item, Chunk):
-                        frame = self.encoder.token(item)
-                        if not frame:
-                            continue  # nothing this endpoint carries (e.g. a tool call on /v1/chat/stream)
-                        # Issue #20: the key's tokens per minute (app.limits). A relayed stream's opening
-                        # chunk (the role, no text yet) is not a token: it is not spent.
-                        opening_role = not self.tokens and item.raw is not None and b'"role"' in item.raw
-                        if not opening_role and not within_budget():
-                            self.outcome = self.reason = m.TOKEN_BUDGET
-                            yield self.encoder.error(budget_error())
+            receive = self._receive
+            async with receive:
+                while True:
+                    # Parked in `receive` only when the channel is empty; what has arrived is taken
+                    # without a pass of the event loop (anyio's `receive` yields to it on every call).
+                    try:
+                        item: Chunk | Terminal | None = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            item = await receive.receive()
+                        except anyio.EndOfStream:
                             return
-                        now = time.perf_counter()
-                        if self.tokens:
-                            gap.observe(now - last_token_at)
+                    except anyio.EndOfStream:
+                        return
+                    frames: list[bytes] = []
+                    now = time.perf_counter()
+                    while isinstance(item, Chunk):
+                        frame = token(item)
+                        if frame:  # else nothing this endpoint carries (e.g. a tool call on /v1/chat/stream)
+                            # Issue #20: the key's tokens per minute (app.limits). A relayed stream's
+                            # opening chunk (the role, no text yet) is not a token: it is not spent.
+                            opening_role = not self.tokens and item.raw is not None and b'"role"' in item.raw
+                            if not opening_role and not within_budget():
+                                self.outcome = self.reason = m.TOKEN_BUDGET
+                                frames.append(self.encoder.error(budget_error()))
+                                item = None
+                                break
+                            if self.tokens:
+                                gap.observe(now - last_token_at)
+                            else:
+                                m.TIME_TO_FIRST_TOKEN.labels(route).observe(now - self.received_at)
+                                if not opening:
+                                    m.TIME_TO_FIRST_BYTE.labels(route).observe(now - self.received_at)
+                            last_token_at = now
+                            self.tokens += 1
+                            frames.append(frame)
+                            if now >= gap.flush_at:
+                                gap.flush(now)
+                        try:
+                            item = receive.receive_nowait()
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            item = None
+                    if frames:
+                        if coalesce:
+                            yield frames[0] if len(frames) == 1 else b"".join(frames)
                         else:
-                            m.TIME_TO_FIRST_TOKEN.labels(route).observe(now - self.received_at)
-                            if not opening:
-                                m.TIME_TO_FIRST_BYTE.labels(route).observe(now - self.received_at)
-                        last_token_at = now
-                        self.tokens += 1
-                        yield frame
-                        continue
+                            for frame in frames:
+                                yield frame
+                    if self.outcome == m.TOKEN_BUDGET:
+                        return
+                    if item is None:
+                        continue  # the next receive parks (or ends the stream)
                     if item.error is not None:
                         self.outcome = _OUTCOME_OF_ERROR.get(item.kind, m.UPSTREAM_ERROR)
                         yield self.encoder.error(item.error)
@@ -251,6 +413,7 @@ class Stream:
                             yield frame
                     return
         finally:
+            gap.flush(0.0)
             outcome = self.outcome or self.end_reason()
             m.ACTIVE_STREAMS.labels(route).dec()
             m.TOKENS_STREAMED.labels(route).inc(self.tokens)
@@ -264,7 +427,7 @@ class Stream:
 
     def response(self, headers: dict[str, str]) -> EventSourceResponse:
         return _Response(
-            self.events(),
+            self.events(coalesce=True),
             headers={**STREAM_HEADERS, **headers},
             ping=self.settings.ping_interval,
             ping_message_factory=self._ping,

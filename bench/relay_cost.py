@@ -1,6 +1,6 @@
 """Relay CPU cost per token: the app's gunicorn worker relaying `streamkit fake-upstream`.
 
-    .venv/bin/python -m bench.relay_cost [--streams 100] [--rate 50] [--seconds 10]
+    .venv/bin/python -m bench.relay_cost [--streams 100] [--rate 50] [--seconds 10] [--routes /v1/chat/completions]
 
 Starts fake-upstream and the app (one worker) on 127.0.0.1, opens `--streams` concurrent streams
 of `--rate` tokens per second for `--seconds`, and divides the worker's CPU time by the tokens
@@ -50,7 +50,7 @@ async def measure(label: str, server: Server, route: str, streams: int, prompt: 
     )
 
 
-async def run(streams: int, rate: float, seconds: float, workdir: Path) -> None:
+async def run(streams: int, rate: float, seconds: float, workdir: Path, routes: tuple[str, ...] = ROUTES) -> None:
     tokens = int(rate * seconds)
     knobs = f"fake.tokens={tokens} fake.tokens_per_second={rate:g} fake.first_token_delay=0"
     with fleet(workdir) as running:
@@ -62,7 +62,7 @@ async def run(streams: int, rate: float, seconds: float, workdir: Path) -> None:
             f"{streams} concurrent streams x {tokens} tokens at {rate:g} tokens/s "
             f"({streams * rate:,.0f} tokens/s offered), one gunicorn worker each"
         )
-        for route in ROUTES:
+        for route in routes:
             print(await measure("relay", relay, route, streams, f"bench {knobs}", servers.FAKE_MODEL), flush=True)
             print(await measure("built-in fake", builtin, route, streams, "bench", FAKE_MODEL), flush=True)
 
@@ -72,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--rate", type=float, default=50.0, help="tokens per second per stream")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each stream")
+    parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated routes to measure")
     args = parser.parse_args(argv)
+    routes = tuple(route for route in args.routes.split(",") if route)
     with tempfile.TemporaryDirectory(prefix="streamkit-relay-cost-") as tmp:
-        asyncio.run(run(args.streams, args.rate, args.seconds, Path(tmp)))
+        asyncio.run(run(args.streams, args.rate, args.seconds, Path(tmp), routes))
     return 0
 
 

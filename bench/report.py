@@ -79,6 +79,10 @@ def goals(doc: dict[str, Any]) -> list[list[str]]:
         added = relay.get("added", {}).get("kit", {})
         ttft = (added.get("10") or {}).get("ttft_p50_ms")
         rows.append([f"added TTFT p50 ≤ {GOAL_TTFT_MS:g} ms at 10 streams", _num(ttft), _met(_le(ttft, GOAL_TTFT_MS))])
+        ttft100 = (added.get("100") or {}).get("ttft_p50_ms")
+        rows.append(
+            [f"added TTFT p50 ≤ {GOAL_TTFT_MS:g} ms at 100 streams", _num(ttft100), _met(_le(ttft100, GOAL_TTFT_MS))]
+        )
         at100 = targets.get("kit", {}).get("100")
         gap = (added.get("100") or {}).get("gap_p99_ms")
         rows.append(
@@ -103,6 +107,15 @@ def goals(doc: dict[str, Any]) -> list[list[str]]:
     if memory:
         worst = max((row["kb_per_stream"] for key, row in memory.items() if key != "error"), default=None)
         rows.append([f"≤ {GOAL_KB:g} KB per idle stream", _num(worst), _met(_le(worst, GOAL_KB))])
+        bare = doc["memory"]["targets"].get("sse_starlette_bare", {}).get("levels", {})
+        pairs = [(key, memory[key], bare[key]) for key in bare if key in memory and key != "error"]
+        if pairs:
+            ok = all(mine["kb_per_stream"] <= theirs["kb_per_stream"] for _, mine, theirs in pairs)
+            shown = ", ".join(
+                f"{_num(mine['kb_per_stream'])} vs {_num(theirs['kb_per_stream'])} at {key}"
+                for key, mine, theirs in pairs
+            )
+            rows.append(["KB per idle stream ≤ bare sse-starlette", shown, _met(ok)])
     cancel = doc.get("cancellation", {}).get("targets", {}).get("kit", {})
     if cancel:
         for window, row in cancel.items():
