@@ -3,7 +3,8 @@
 #                        pins (openai 2.x) clash with the kit's openai 3.x. The openai SDK tests
 #                        use the kit's own .venv.
 #   tests/clients/node   the Vercel AI SDK on Node 20 (package.json pins; npm writes a lock file
-#                        without download addresses, see the .npmrc there).
+#                        without download addresses, see the .npmrc there; drop its `funding`
+#                        entries too: the repository's lock files carry no URL at all).
 
 # Node for the AI SDK (Debian 12: Node 18, which the pinned `ai` 6 supports; tested on Node 20).
 APT_PACKAGES += nodejs npm

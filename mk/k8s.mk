@@ -10,7 +10,8 @@
 # omit-lockfile-registry-resolved), installed with `npm ci` into an ignored .venv-* folder.
 # Node.js and npm come with the Debian-based images this project runs on; the apt fallback covers
 # a machine without them. To change a version: edit package.json, then in tests/static/k8s run
-# `npm install --package-lock-only`.
+# `npm install --package-lock-only`, then drop the lock's `funding` entries (sponsor links: the
+# repository's lock files carry no URL at all).
 CRD_SCHEMAS := .venv-crd-schemas
 CRD_SCHEMA_LOCK := tests/static/k8s/package.json tests/static/k8s/package-lock.json tests/static/k8s/.npmrc
 
