@@ -16,15 +16,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.ending import Ending
+
 log = logging.getLogger("app.errors")
 
-# Error `type` values the app emits; bounded, so they double as metric label values.
+# Error `type` values the app emits. Those a stream can end with are its endings' (app/ending.py).
 INVALID_REQUEST = "invalid_request_error"
 NOT_FOUND = "not_found_error"
-UPSTREAM_ERROR = "upstream_error"
-UPSTREAM_TIMEOUT = "upstream_timeout"
-SERVER_SHUTDOWN = "server_shutdown"
-SERVER_ERROR = "server_error"
+UPSTREAM_ERROR = Ending.UPSTREAM_ERROR.error_type
+UPSTREAM_TIMEOUT = Ending.UPSTREAM_TIMEOUT.error_type
+SERVER_SHUTDOWN = Ending.SHUTDOWN.error_type
+SERVER_ERROR = Ending.SERVER_ERROR.error_type
 
 
 class APIError(Exception):

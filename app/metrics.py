@@ -24,6 +24,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from app.ending import Ending
+
 # Buckets. The client library's default stops at 10 s, far below a long TTFT or stream, so every
 # histogram sets its own. The two public anchors for LLM latencies (the sources are linked below):
 #   vLLM TTFT (vllm/v1/metrics/buckets.py, reused by SGLang and LMDeploy):
@@ -101,15 +103,6 @@ DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.
 # < 50 ms and the alert threshold 1 s: resolve well below the goal, and have an edge at the threshold.
 CLOSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-# Outcomes of a stream: "completed" or one of the cancellation reasons.
-COMPLETED = "completed"
-CLIENT_DISCONNECT = "client_disconnect"
-SEND_TIMEOUT = "send_timeout"
-UPSTREAM_ERROR = "upstream_error"
-UPSTREAM_TIMEOUT = "upstream_timeout"
-SHUTDOWN = "shutdown"
-CANCEL_REASONS = (CLIENT_DISCONNECT, SEND_TIMEOUT, UPSTREAM_ERROR, UPSTREAM_TIMEOUT, SHUTDOWN)
-
 TIME_TO_FIRST_BYTE = Histogram(
     "streamkit_time_to_first_byte_seconds",
     "Request received to the first body bytes of the stream written (headers already sent).",
@@ -162,6 +155,31 @@ UPSTREAM_ERRORS = Counter(
     "Upstream failures, before or after the first byte, by normalized error type.",
     ["route", "type"],
 )
+
+
+def record_ending(
+    route: str,
+    ending: Ending,
+    close_delay: float | None = None,
+    duration: float | None = None,
+    tokens: int | None = None,
+) -> None:
+    """How one stream ended: the one place these series are written, once per stream.
+    `close_delay`: the client's hang-up to the upstream closed. `duration` and `tokens`: of a
+    stream that began (its response started). Without them, a request that ended before its stream
+    began (or was not streamed): a cancellation only when its client left, an upstream failure
+    counted as that alone (no stream was cut short)."""
+    began = duration is not None
+    if duration is not None:
+        STREAM_DURATION.labels(route, ending.label).observe(duration)
+    if tokens is not None:
+        TOKENS_STREAMED.labels(route).inc(tokens)
+    if ending is not Ending.COMPLETED and (began or ending is Ending.CLIENT_DISCONNECT):
+        STREAMS_CANCELLED.labels(route, ending.label).inc()
+    if ending.upstream_error:
+        UPSTREAM_ERRORS.labels(route, ending.error_type).inc()
+    if close_delay is not None:
+        UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(route).observe(close_delay)
 
 
 def serve_metrics(host: str, port: int) -> None:
@@ -228,6 +246,7 @@ def exposition() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
+
 # --- client auth and limits (issue #20, app/limits.py) ----------------------------------------------
 # Why a request was refused before any upstream cost (bounded: these five values). No per-key label:
 # key names come from API_KEYS_FILE and are not bounded by the app; per-key usage lives in Redis.
@@ -237,8 +256,6 @@ TOKENS = "tokens"  # 429: TOKENS_PER_MINUTE spent
 OVERLOAD = "overload"  # 503: MAX_STREAMS_PER_WORKER
 STORE_UNAVAILABLE = "store_unavailable"  # 503: Redis did not answer
 REJECT_REASONS = (UNAUTHENTICATED, CONCURRENCY, TOKENS, OVERLOAD, STORE_UNAVAILABLE)
-# Stream outcome when a key's token budget ran out mid-stream (ends with an `error` event).
-TOKEN_BUDGET = "token_budget"
 REQUESTS_REJECTED = Counter(
     "streamkit_requests_rejected_total",
     "Requests refused by the gate before any upstream request, by reason.",

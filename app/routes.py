@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app import metrics, resume_routes
+from app.ending import Ending
 from app.errors import INVALID_REQUEST, NOT_FOUND, SERVER_SHUTDOWN, APIError
-from app.fakellm import FakeKnobs
-from app.schemas import ChatCompletionRequest, FakeKnobsIn, ResponsesRequest
+from app.schemas import ChatCompletionRequest, ResponsesRequest
 from app.settings import Settings
 from app.streaming import Stream
 from app.upstreams import Generation, Upstream, UpstreamError, UpstreamStream
@@ -33,9 +33,13 @@ def _state(request: Request) -> tuple[Settings, Upstream]:
     return request.app.state.settings, request.app.state.upstream
 
 
-def _knobs(settings: Settings, upstream: Upstream, knobs: FakeKnobsIn | None) -> FakeKnobs | None:
+def _extra(settings: Settings, fields: dict[str, Any], knobs: object | None = None) -> dict[str, Any]:
+    """`Generation.extra`: the client's `fields` for the upstream, without the kit's own `fake`
+    field, which comes back only as `knobs` (the built-in fake upstream's, read by that upstream
+    from here) and is refused with a 400 while relaying: it is never forwarded."""
+    fields = {name: value for name, value in fields.items() if name != "fake"}
     if knobs is None:
-        return None
+        return fields
     if not settings.uses_fake:
         raise APIError(
             400,
@@ -43,8 +47,7 @@ def _knobs(settings: Settings, upstream: Upstream, knobs: FakeKnobsIn | None) ->
             INVALID_REQUEST,
             param="fake",
         )
-    defaults: FakeKnobs = upstream.defaults  # type: ignore[attr-defined]
-    return knobs.to_knobs(defaults)
+    return {**fields, "fake": knobs}
 
 
 async def _check(
@@ -108,17 +111,16 @@ async def _unless_disconnected(request: Request, route: str, work: Awaitable[T])
         raise failed[0]
     if done:
         return done[0]
-    metrics.STREAMS_CANCELLED.labels(route, metrics.CLIENT_DISCONNECT).inc()
-    if disconnected_at is not None:
-        metrics.UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(route).observe(time.perf_counter() - disconnected_at)
+    close_delay = None if disconnected_at is None else time.perf_counter() - disconnected_at
+    metrics.record_ending(route, Ending.CLIENT_DISCONNECT, close_delay)
     raise ClientGone
 
 
-def _api_error(route: str, exc: UpstreamError) -> APIError:
-    """An upstream failure before the first byte: its status, and the upstream's own error object
-    (type, code, param, message) when the upstream reported one."""
-    metrics.UPSTREAM_ERRORS.labels(route, exc.kind).inc()
-    return APIError(exc.status, exc.message, exc.type, param=exc.param, code=exc.code)
+def _counted(route: str, exc: UpstreamError) -> UpstreamError:
+    """An upstream failure before the first byte, counted: the client gets its status and error
+    object (the upstream's own type, code, param and message when the upstream reported one)."""
+    metrics.record_ending(route, exc.ending)
+    return exc
 
 
 async def _open(request: Request, route: str, generation: Generation) -> UpstreamStream:
@@ -127,7 +129,7 @@ async def _open(request: Request, route: str, generation: Generation) -> Upstrea
     try:
         return await _unless_disconnected(request, route, upstream.open(generation))
     except UpstreamError as exc:
-        raise _api_error(route, exc) from None
+        raise _counted(route, exc) from None
 
 
 async def _forward(request: Request, route: str, generation: Generation) -> Response:
@@ -137,7 +139,7 @@ async def _forward(request: Request, route: str, generation: Generation) -> Resp
     try:
         data, _ = await _unless_disconnected(request, route, upstream.complete(generation))  # type: ignore[attr-defined]
     except UpstreamError as exc:
-        raise _api_error(route, exc) from None
+        raise _counted(route, exc) from None
     return Response(data, media_type="application/json")
 
 
@@ -149,7 +151,16 @@ def forwarded_headers(request: Request) -> dict[str, str]:
 
 async def _stream(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
     upstream_stream = await _open(request, route, generation)
-    response = Stream(
+    response = _core(request, route, generation, upstream_stream, encoder).response({})
+    response.set_cookie(STREAM_COOKIE, generation.request_id, httponly=True, samesite="strict")
+    return response
+
+
+def _core(
+    request: Request, route: str, generation: Generation, upstream_stream: UpstreamStream, encoder: Encoder
+) -> Stream:
+    """The streaming core (app/streaming.py) for one opened generation."""
+    return Stream(
         route=route,
         upstream=upstream_stream,
         encoder=encoder,
@@ -157,42 +168,25 @@ async def _stream(request: Request, route: str, generation: Generation, encoder:
         drain=request.app.state.drain,
         received_at=request.state.received_at,
         prompt_tokens=len(generation.prompt.split()),
-    ).response({})
-    response.set_cookie(STREAM_COOKIE, generation.request_id, httponly=True, samesite="strict")
-    return response
+    )
 
 
-async def _complete(
-    request: Request, route: str, generation: Generation, encoder: Encoder | None = None
-) -> tuple[str, str, dict[str, int]]:
-    """Non-streaming: run the same upstream stream to its end and return text, finish reason, usage
-    (and feed every chunk to `encoder`, which assembles what is more than text: tool calls)."""
+async def _complete(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
+    """Not streamed: the streaming core's producer run to its end (`Stream.collect`), the chunks
+    fed to `encoder` (which assembles what is more than text: tool calls) and its one body
+    returned; a failure is an HTTP error with the error body the stream would have ended with."""
     upstream_stream = await _open(request, route, generation)
-    return await _unless_disconnected(request, route, _collect(route, generation, upstream_stream, encoder))
-
-
-async def _collect(
-    route: str, generation: Generation, upstream_stream: UpstreamStream, encoder: Encoder | None
-) -> tuple[str, str, dict[str, int]]:
-    parts: list[str] = []
-    finish, usage = "stop", None
-    reason = metrics.CLIENT_DISCONNECT  # unless it ends below
-    try:
-        async for chunk in upstream_stream:
-            if encoder is not None and not chunk.withheld:
-                encoder.token(chunk)
-            parts.append(chunk.delta)
-            finish = chunk.finish_reason or finish
-            usage = chunk.usage or usage
-        reason = metrics.COMPLETED
-    except UpstreamError as exc:
-        reason = exc.kind
-        raise _api_error(route, exc) from None
-    finally:
-        with anyio.CancelScope(shield=True):
-            await upstream_stream.aclose(reason)
-    prompt_tokens = len(generation.prompt.split())
-    return "".join(parts), finish, usage or usage_of(prompt_tokens, sum(1 for p in parts if p))
+    core = _core(request, route, generation, upstream_stream, encoder)
+    chunks, terminal = await _unless_disconnected(request, route, core.collect())
+    if terminal.error is not None:
+        metrics.record_ending(route, terminal.ending)
+        error = terminal.error["error"]
+        raise APIError(terminal.status, error["message"], error["type"], error["param"], error["code"])
+    for chunk in chunks:
+        encoder.token(chunk)
+    text = "".join(chunk.delta for chunk in chunks)
+    usage = terminal.usage or usage_of(core.prompt_tokens, sum(1 for chunk in chunks if chunk.delta))
+    return JSONResponse(encoder.body(text, terminal.finish_reason, usage))
 
 
 def _encoder_args(request: Request, model: str) -> dict[str, Any]:
@@ -231,9 +225,9 @@ async def chat_stream(
         "stall_at": stall_at,
         "fail_at": fail_at,
     }
-    knobs_in = None
-    if any(v is not None for v in given.values()) or stall_seconds:
-        knobs_in = FakeKnobsIn(**given, stall_seconds=stall_seconds)
+    knobs = {name: value for name, value in given.items() if value is not None}
+    if stall_seconds:
+        knobs["stall_seconds"] = stall_seconds
     await _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
     generation = Generation(
         request_id=request.state.request_id,
@@ -241,7 +235,7 @@ async def chat_stream(
         prompt=prompt,
         messages=[{"role": "user", "content": prompt}],
         max_tokens=max_tokens,
-        fake=_knobs(settings, upstream, knobs_in),
+        extra=_extra(settings, {}, knobs or None),
         headers=forwarded_headers(request),
     )
     encoder = ChatStreamEncoder(**_encoder_args(request, model))
@@ -267,8 +261,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         messages=sent.get("messages") or [msg.model_dump(exclude_none=True) for msg in body.messages],
         max_tokens=None if relay else body.token_limit(),
         include_usage=include_usage,
-        fake=_knobs(settings, upstream, body.fake),
-        extra={k: v for k, v in sent.items() if k != "fake"},
+        extra=_extra(settings, sent, body.fake),
         passthrough=relay,
         headers=forwarded_headers(request),
     )
@@ -280,36 +273,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         return await _stream(request, "chat_completions", generation, encoder)
     if relay:
         return await _forward(request, "chat_completions", generation)
-    text, finish, usage = await _complete(request, "chat_completions", generation)
-    return JSONResponse(completion_body(encoder, text, finish, usage))
-
-
-def completion_body(encoder: ChatCompletionsEncoder, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
-    """A non-streaming `chat.completion` object (also served by `streamkit fake-upstream`)."""
-    return {
-        "id": encoder.completion_id,
-        "object": "chat.completion",
-        "created": encoder.created,
-        "model": encoder.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish,
-                "logprobs": None,
-            }
-        ],
-        "usage": usage,
-    }
-
-
-def response_body(encoder: ResponsesEncoder, text: str, usage: dict[str, Any]) -> dict[str, Any]:
-    """A non-streaming Responses `response` object (also served by `streamkit fake-upstream`): the
-    items the encoder assembled from the chunks, or else one message with `text`."""
-    if encoder.message_index is None and not encoder.calls:
-        encoder.text_parts = [text]
-        encoder.message_index = 0
-    return encoder.response("completed", encoder.output(), encoder.usage(usage))
+    return await _complete(request, "chat_completions", generation, encoder)
 
 
 # Request parameters a Responses `response` object repeats (translate mode).
@@ -328,8 +292,7 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         prompt=body.prompt(),
         messages=body.messages(),
         max_tokens=body.max_output_tokens,
-        fake=_knobs(settings, upstream, body.fake),
-        extra=body.chat_fields(),
+        extra=_extra(settings, body.chat_fields(), body.fake),
         headers=forwarded_headers(request),
     )
     given = {**(body.model_extra or {}), "instructions": body.instructions, "max_output_tokens": body.max_output_tokens}
@@ -342,8 +305,7 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         return await resume_routes.start_resumable(request, "responses", generation, encoder, upstream_stream)
     if body.stream:
         return await _stream(request, "responses", generation, encoder)
-    text, _, usage = await _complete(request, "responses", generation, encoder)
-    return JSONResponse(response_body(encoder, text, usage))
+    return await _complete(request, "responses", generation, encoder)
 
 
 async def _responses_native(request: Request, body: ResponsesRequest) -> Response:
@@ -356,7 +318,7 @@ async def _responses_native(request: Request, body: ResponsesRequest) -> Respons
         model=body.model,
         prompt=body.prompt(),
         messages=[],
-        extra={k: v for k, v in sent.items() if k != "fake"},
+        extra=_extra(request.app.state.settings, sent),
         passthrough=True,
         headers=forwarded_headers(request),
         api="responses",
@@ -388,4 +350,3 @@ async def readyz(request: Request) -> JSONResponse:
     if drain.draining:
         return JSONResponse({"status": "draining", "open_streams": drain.open_streams}, status_code=503)
     return JSONResponse({"status": "ready"})
-

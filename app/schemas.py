@@ -6,29 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
-from app.fakellm import FakeKnobs
-
-Number = StrictInt | StrictFloat
-
-
-class FakeKnobsIn(BaseModel):
-    """Per-request knobs of the built-in fake LLM; rejected unless the fake upstream is active."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tokens: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
-    tokens_per_second: Annotated[Number, Field(ge=0, le=1_000_000)] | None = None
-    first_token_delay: Annotated[Number, Field(ge=0, le=3600)] | None = None
-    stall_at: Annotated[StrictInt, Field(ge=0)] | None = None
-    stall_seconds: Annotated[Number, Field(ge=0, le=3600)] = 0.0
-    fail_at: Annotated[StrictInt, Field(ge=0)] | None = None
-    word_repeat: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None  # i15: big tokens for flood tests
-
-    def to_knobs(self, defaults: FakeKnobs) -> FakeKnobs:
-        values = {k: v for k, v in self.model_dump().items() if v is not None}
-        return FakeKnobs(**{**defaults.__dict__, **values})
+from app.upstreams.fake import FakeKnobsIn
 
 
 class ContentPart(BaseModel):

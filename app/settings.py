@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.fakellm import FakeKnobs
+
 FAKE_MODEL = "streamkit-fake"
 # issue #20: why relay mode without client keys does not start.
 OPEN_RELAY = (
@@ -81,9 +83,10 @@ class Settings(BaseSettings):
     upstream_responses: Literal["translate", "native"] = "translate"
 
     # --- built-in fake LLM defaults (per-request knobs override them) -------------------------
-    fake_tokens: int = Field(48, ge=0)
-    fake_tokens_per_second: float = Field(20.0, ge=0)
-    fake_first_token_delay: float = Field(0.3, ge=0)
+    # Unset: the fake's own defaults (app/fakellm.py `FakeKnobs`, written there once).
+    fake_tokens: int = Field(FakeKnobs.tokens, ge=0)
+    fake_tokens_per_second: float = Field(FakeKnobs.tokens_per_second, ge=0)
+    fake_first_token_delay: float = Field(FakeKnobs.first_token_delay, ge=0)
     # When set, the fake writes one JSON record per stream here (emit times, close time, reason):
     # the upstream's own record that tests use to measure cancellation.
     fake_record_dir: str = ""

@@ -5,9 +5,10 @@ One stream = two tasks inside sse-starlette's task group:
 * the **producer** (`data_sender_callable`) reads the upstream and hands chunks over a
   small channel. It owns the upstream request: whatever ends the stream (client
   disconnect, send timeout, drain deadline, max duration, upstream failure, completion), its
-  `finally` closes the upstream explicitly, shielded, with the reason.
+  `finally` closes the upstream explicitly, shielded, with the stream's ending (app/ending.py).
 * the **consumer** (the response body iterator) frames each chunk for the wire and is the only
-  writer of events, so each stream ends with exactly one terminal event.
+  writer of events, so each stream ends with exactly one terminal event: the one its ending
+  states. Whichever of the two finishes last records the ending in the metrics, once.
 
 Why this shape catches a disconnect in every window: sse-starlette listens for
 `http.disconnect` the whole time and cancels the task group when it comes. The producer is then
@@ -33,7 +34,7 @@ import asyncio
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -44,7 +45,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app import metrics as m
 from app.drain import Drain
-from app.errors import SERVER_ERROR, SERVER_SHUTDOWN, UPSTREAM_ERROR, UPSTREAM_TIMEOUT, error_body
+from app.ending import Ending
+from app.errors import error_body
 from app.limits import budget_error, within_budget
 from app.settings import Settings
 from app.upstreams.base import Chunk, UpstreamError, UpstreamStream
@@ -58,14 +60,6 @@ STREAM_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     # sse-starlette also sets X-Accel-Buffering: no (nginx reads it per response).
 }
-
-_OUTCOME_OF_ERROR = {
-    UPSTREAM_ERROR: m.UPSTREAM_ERROR,
-    UPSTREAM_TIMEOUT: m.UPSTREAM_TIMEOUT,
-    SERVER_SHUTDOWN: m.SHUTDOWN,
-    SERVER_ERROR: m.UPSTREAM_ERROR,
-}
-
 
 # Chunks the producer may read ahead of the consumer. A few let a fast upstream hand over several
 # tokens per task switch (bench/: the switch is a measurable share of per-token CPU); the producer
@@ -116,26 +110,27 @@ class _Gaps:
 
 
 class Terminal:
-    """The last item the producer hands over: how the generation ended. `kind` is the kit's error
-    type (bounded: it labels metrics); `error` the body the client gets, which for an error the
-    upstream reported carries the upstream's own type, code and param. `relayed_error`: the
-    upstream's in-stream error already went to the client as one of its chunks."""
+    """The last item the producer hands over: the stream's `ending` (app/ending.py) and what its
+    terminal event carries. `error`: the body of the `error` event (for an error the upstream
+    reported, with the upstream's own type, code and param) and `status` the HTTP status it gets on
+    a request that is not streamed; None: the endpoint's `done` (after an in-stream upstream error
+    relayed as the upstream's own chunk, ending UPSTREAM_ERROR, only the end marker is left)."""
 
-    __slots__ = ("error", "finish_reason", "kind", "relayed_error", "usage")
+    __slots__ = ("ending", "error", "finish_reason", "status", "usage")
 
     def __init__(
         self,
+        ending: Ending,
         finish_reason: str = "stop",
         usage: dict[str, int] | None = None,
         error: dict[str, Any] | None = None,
-        kind: str = "",
-        relayed_error: bool = False,
+        status: int = 200,
     ) -> None:
+        self.ending = ending
         self.finish_reason = finish_reason
         self.usage = usage
         self.error = error
-        self.kind = kind
-        self.relayed_error = relayed_error
+        self.status = status
 
 
 class _SendWatchdog:
@@ -220,6 +215,11 @@ class _Response(EventSourceResponse):
             await super()._send_with_timeout(send, message)
 
 
+def _error(ending: Ending, status: int, message: str) -> Terminal:
+    """The terminal of a failure of the kit's own: an `error` event of the ending's type."""
+    return Terminal(ending, error=error_body(message, ending.error_type), status=status)
+
+
 class Stream:
     def __init__(
         self,
@@ -239,26 +239,49 @@ class Stream:
         self.drain = drain
         self.received_at = received_at  # time.perf_counter() when the request arrived
         self.prompt_tokens = prompt_tokens
-        self.reason: str | None = None  # why the stream ended early, once known
+        # How the stream ended (app/ending.py): decided once, by the first of the terminal the
+        # consumer writes, the client leaving (`on_disconnect`), the token budget, the resume layer
+        # (`end`), or a cancellation with nothing decided yet (`_cancelled`).
+        self.ending: Ending | None = None
+        self.wrote_terminal = False  # its terminal event went out (else the resume layer writes one)
         self.disconnected_at: float | None = None
-        self.outcome: str | None = None
         self.tokens = 0
         self._send, self._receive = anyio.create_memory_object_stream[Chunk | Terminal](HANDOVER_BUFFER)
+        # What a cancellation that decided nothing means: only a send that timed out cancels a
+        # streamed response that way; a collected one (`collect`) sends nothing, only its client leaves.
+        self._unexplained = Ending.SEND_TIMEOUT
+        self._running = 2  # producer and consumer: the last one to finish records the ending
+        self._ended_at = 0.0  # the consumer's end (perf_counter): the stream's duration
+        self._close_delay: float | None = None  # client gone -> upstream closed (seconds)
 
     # --- producer -----------------------------------------------------------------------------
     async def produce(self) -> None:
         try:
-            terminal = await self._pump()
+            terminal = await self._pump(self._hand_over)
             async with self._send:
                 await self._send.send(terminal)
         except anyio.BrokenResourceError:
             return  # the consumer is gone (send timeout): _pump already closed the upstream
+        finally:
+            self._finished()
 
-    async def _pump(self) -> Terminal:
+    async def collect(self) -> tuple[list[Chunk], Terminal]:
+        """Not streamed (`stream: false` on the built-in fake, Responses translated): the same
+        producer to its end, keeping every chunk it would hand over; the route assembles the answer.
+        Records no stream metrics (nothing was streamed): the route counts how it ended."""
+        chunks: list[Chunk] = []
+
+        async def keep(chunk: Chunk) -> None:
+            chunks.append(chunk)
+
+        self._unexplained = Ending.CLIENT_DISCONNECT  # cancelled: the route saw the client leave
+        return chunks, await self._pump(keep)
+
+    async def _pump(self, deliver: Callable[[Chunk], Awaitable[None]]) -> Terminal:
         scope = anyio.CancelScope(deadline=anyio.current_time() + self.settings.max_stream_seconds)
         self.drain.register(scope)
         finish_reason, usage, relayed_error = "stop", None, False
-        closing = m.COMPLETED
+        terminal: Terminal | None = None
         try:
             with scope:
                 async for chunk in self.upstream:
@@ -270,40 +293,34 @@ class Stream:
                     if chunk.raw is not None:
                         if chunk.error is not None:
                             relayed_error = True
-                            closing = m.UPSTREAM_ERROR
-                            m.UPSTREAM_ERRORS.labels(self.route, UPSTREAM_ERROR).inc()
                         if not chunk.withheld:
-                            await self._hand_over(chunk)  # BrokenResourceError: consumer gone
+                            await deliver(chunk)  # BrokenResourceError: consumer gone
                     elif chunk.delta:
-                        await self._hand_over(chunk)
-            if scope.cancelled_caught:
-                if self.drain.draining:
-                    closing = m.SHUTDOWN
-                    return self._error(SERVER_SHUTDOWN, "The server is shutting down; retry the request.")
-                closing = m.UPSTREAM_TIMEOUT
-                return self._error(UPSTREAM_TIMEOUT, "The stream exceeded the maximum stream duration.")
-            return Terminal(finish_reason, usage, relayed_error=relayed_error)
-        except anyio.BrokenResourceError:
-            closing = self.end_reason()
-            raise
+                        await deliver(chunk)
+            if not scope.cancelled_caught:
+                terminal = Terminal(Ending.UPSTREAM_ERROR if relayed_error else Ending.COMPLETED, finish_reason, usage)
+            elif self.drain.draining:
+                terminal = _error(Ending.SHUTDOWN, 503, "The server is shutting down; retry the request.")
+            else:
+                terminal = _error(Ending.MAX_DURATION, 504, "The stream exceeded the maximum stream duration.")
         except UpstreamError as exc:
-            closing = exc.kind
-            m.UPSTREAM_ERRORS.labels(self.route, exc.kind).inc()
-            return Terminal(error=exc.body(), kind=exc.kind)
+            terminal = Terminal(exc.ending, error=exc.body(), status=exc.status)
+        except anyio.BrokenResourceError:
+            raise  # the consumer is gone: no terminal (below)
         except Exception:
-            closing = m.UPSTREAM_ERROR
-            m.UPSTREAM_ERRORS.labels(self.route, SERVER_ERROR).inc()
             log.exception("stream %s failed", self.encoder.request_id)
-            return self._error(SERVER_ERROR, "The server had an error while streaming.")
-        except BaseException:
-            closing = self.end_reason()  # cancelled: client gone, send timeout or forced shutdown
-            raise
+            terminal = _error(Ending.SERVER_ERROR, 500, "The server had an error while streaming.")
         finally:
+            # No terminal: cancelled (client gone, send timeout, resume cancel, forced shutdown) or
+            # the consumer gone (BrokenResourceError).
+            ending = terminal.ending if terminal is not None else self._cancelled()
             self.drain.unregister(scope)
             with anyio.CancelScope(shield=True):
-                await self.upstream.aclose(closing)
-            if closing == m.CLIENT_DISCONNECT and self.disconnected_at is not None:
-                m.UPSTREAM_CLOSE_AFTER_DISCONNECT.labels(self.route).observe(time.perf_counter() - self.disconnected_at)
+                await self.upstream.aclose(ending)
+            if ending is Ending.CLIENT_DISCONNECT and self.disconnected_at is not None:
+                self._close_delay = time.perf_counter() - self.disconnected_at
+        assert terminal is not None  # else the exception that left it unset propagates
+        return terminal
 
     async def _hand_over(self, chunk: Chunk) -> None:
         """Into the channel without a pass of the event loop when there is room: anyio's `send`
@@ -316,19 +333,29 @@ class Stream:
         except anyio.WouldBlock:
             await self._send.send(chunk)
 
-    def _error(self, type: str, message: str) -> Terminal:
-        return Terminal(error=error_body(message, type), kind=type)
+    def end(self, ending: Ending) -> Ending:
+        """Decide how the stream ended, unless that is decided already; the decision."""
+        if self.ending is None:
+            self.ending = ending
+        return self.ending
 
-    def end_reason(self) -> str:
-        """Why a stream ends without its terminal event reaching the client (decided once)."""
-        if self.reason is None:
-            self.reason = m.SHUTDOWN if self.drain.draining else m.SEND_TIMEOUT
-        return self.reason
+    def _cancelled(self) -> Ending:
+        """Cancelled with no terminal event: the ending decided already (the client left, the token
+        budget, the resume layer), else the shutdown's when draining, else `_unexplained`."""
+        return self.end(Ending.SHUTDOWN if self.drain.draining else self._unexplained)
 
     async def on_disconnect(self, message: Message) -> None:
-        if self.reason is None:
-            self.reason = m.CLIENT_DISCONNECT
+        if self.ending is None:
             self.disconnected_at = time.perf_counter()
+            self.end(Ending.CLIENT_DISCONNECT)
+
+    def _finished(self) -> None:
+        """Producer and consumer each call this once at their end; the last one records the
+        ending: the one place a stream's metrics of how it ended are written."""
+        self._running -= 1
+        if self._running == 0:
+            duration = self._ended_at - self.received_at
+            m.record_ending(self.route, self._cancelled(), self._close_delay, duration, self.tokens)
 
     # --- consumer -----------------------------------------------------------------------------
     async def events(self, coalesce: bool = False) -> AsyncIterator[bytes]:
@@ -374,7 +401,8 @@ class Stream:
                             # opening chunk (the role, no text yet) is not a token: it is not spent.
                             opening_role = not self.tokens and item.raw is not None and b'"role"' in item.raw
                             if not opening_role and not within_budget():
-                                self.outcome = self.reason = m.TOKEN_BUDGET
+                                self.end(Ending.TOKEN_BUDGET)
+                                self.wrote_terminal = True
                                 frames.append(self.encoder.error(budget_error()))
                                 item = None
                                 break
@@ -399,27 +427,24 @@ class Stream:
                         else:
                             for frame in frames:
                                 yield frame
-                    if self.outcome == m.TOKEN_BUDGET:
+                    if self.wrote_terminal:  # the token budget's error event
                         return
                     if item is None:
                         continue  # the next receive parks (or ends the stream)
+                    self.end(item.ending)
+                    self.wrote_terminal = True
                     if item.error is not None:
-                        self.outcome = _OUTCOME_OF_ERROR.get(item.kind, m.UPSTREAM_ERROR)
                         yield self.encoder.error(item.error)
                     else:
-                        self.outcome = m.UPSTREAM_ERROR if item.relayed_error else m.COMPLETED
                         usage = item.usage or usage_of(self.prompt_tokens, self.tokens)
                         for frame in self.encoder.done(item.finish_reason, usage):
                             yield frame
                     return
         finally:
             gap.flush(0.0)
-            outcome = self.outcome or self.end_reason()
             m.ACTIVE_STREAMS.labels(route).dec()
-            m.TOKENS_STREAMED.labels(route).inc(self.tokens)
-            m.STREAM_DURATION.labels(route, outcome).observe(time.perf_counter() - self.received_at)
-            if outcome != m.COMPLETED:
-                m.STREAMS_CANCELLED.labels(route, outcome).inc()
+            self._ended_at = time.perf_counter()
+            self._finished()
 
     def _ping(self) -> ServerSentEvent:
         m.PINGS_SENT.labels(self.route).inc()

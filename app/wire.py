@@ -70,6 +70,10 @@ class Encoder:
     def error(self, error: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
+    def body(self, text: str, finish_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
+        """The endpoint's answer when it is not streamed (also served by `streamkit fake-upstream`)."""
+        raise NotImplementedError
+
 
 class ChatStreamEncoder(Encoder):
     """GET /v1/chat/stream: EventSource-friendly named events, `id:` on each, `retry:` first."""
@@ -155,6 +159,24 @@ class ChatCompletionsEncoder(Encoder):
 
     def error(self, error: dict[str, Any]) -> bytes:
         return b"data: " + _dumps(error).encode() + b"\n\n"
+
+    def body(self, text: str, finish_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
+        """A non-streaming `chat.completion` object."""
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage,
+        }
 
 
 class ResponsesEncoder(Encoder):
@@ -380,6 +402,14 @@ class ResponsesEncoder(Encoder):
             param=inner.get("param"),
             error=inner,
         )
+
+    def body(self, text: str, finish_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
+        """A non-streaming Responses `response` object: the items assembled from the chunks fed to
+        `token`, or else one message with `text`."""
+        if self.message_index is None and not self.calls:
+            self.text_parts = [text]
+            self.message_index = 0
+        return self.response("completed", self.output(), self.usage(usage))
 
 
 def _item(call: dict[str, Any], status: str | None = None) -> dict[str, Any]:

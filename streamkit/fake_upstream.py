@@ -108,9 +108,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("FAKE_UPSTREAM_API_KEY", ""),
         help="require this bearer key (default: env FAKE_UPSTREAM_API_KEY; empty: accept any)",
     )
-    parser.add_argument("--tokens", type=int, default=48, help="tokens per answer unless the prompt says (48)")
-    parser.add_argument("--tokens-per-second", type=float, default=20.0, help="pace, 0 = max speed (20)")
-    parser.add_argument("--first-token-delay", type=float, default=0.3, help="seconds before token 0 (0.3)")
+    # Defaults: the fake LLM's own (app/fakellm.py FakeKnobs).
+    tokens, rate, delay = FakeKnobs.tokens, FakeKnobs.tokens_per_second, FakeKnobs.first_token_delay
+    parser.add_argument("--tokens", type=int, default=tokens, help=f"tokens per answer unless asked ({tokens})")
+    parser.add_argument("--tokens-per-second", type=float, default=rate, help=f"pace, 0 = max speed ({rate:g})")
+    parser.add_argument("--first-token-delay", type=float, default=delay, help=f"seconds before token 0 ({delay:g})")
     parser.add_argument(
         "--record-dir", default=os.environ.get("FAKE_RECORD_DIR", ""), help="write one record per request here"
     )
@@ -130,7 +132,7 @@ def parse_knobs(prompt: str, defaults: FakeKnobs) -> tuple[FakeKnobs, Faults]:
     """`fake.NAME=VALUE` words of a prompt; ValueError names the first bad one."""
     from pydantic import ValidationError
 
-    from app.schemas import FakeKnobsIn
+    from app.upstreams.fake import FakeKnobsIn
 
     given = dict(_KNOB.findall(prompt))
     faults = Faults(
@@ -370,8 +372,7 @@ class Exchange:
         return "completed"
 
     async def _complete(self) -> str:
-        from app.routes import completion_body, response_body
-        from app.wire import ChatCompletionsEncoder, ResponsesEncoder, usage_of
+        from app.wire import usage_of
 
         parts: list[str] = []
         try:
@@ -382,13 +383,8 @@ class Exchange:
         except FakeFailure as exc:
             await _json(self.send, 500, self._error(exc))
             return "error"
-        text, usage = "".join(parts), usage_of(self.prompt_tokens, len(parts))
-        encoder = self.encoder
-        if isinstance(encoder, ChatCompletionsEncoder):
-            await _json(self.send, 200, completion_body(encoder, text, "stop", usage))
-        else:
-            assert isinstance(encoder, ResponsesEncoder)
-            await _json(self.send, 200, response_body(encoder, text, usage))
+        usage = usage_of(self.prompt_tokens, len(parts))
+        await _json(self.send, 200, self.encoder.body("".join(parts), "stop", usage))
         return "completed"
 
     async def _body(self, data: bytes) -> None:
@@ -434,7 +430,8 @@ def run(args: argparse.Namespace) -> int:
 
     # The modules the first request would import (FastAPI, pydantic schemas): load them now, so
     # that the first answer is as quick as the others (relay tests run with a 1.5 s read timeout).
-    importlib.import_module("app.routes")
+    for module in ("app.schemas", "app.wire", "app.errors", "app.upstreams.fake"):
+        importlib.import_module(module)
 
     app = FakeUpstreamApp(
         model=args.model,

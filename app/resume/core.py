@@ -39,6 +39,7 @@ from starlette.responses import Response
 from app import metrics as m
 from app import store
 from app.drain import Drain
+from app.ending import Ending
 from app.errors import NOT_FOUND, SERVER_ERROR, SERVER_SHUTDOWN, APIError, error_body
 from app.resume.log import CANCEL_CHANNEL, END, Entry, LogFull, MemoryLog, Meta, RedisLog, StreamLog
 from app.settings import Settings
@@ -60,8 +61,9 @@ RESUMABLE_HEADER = "streamkit-resumable"
 # Every resumable response names its stream here (rejoin: GET /v1/streams/{id}).
 STREAM_ID_HEADER = "Streamkit-Stream-Id"
 
-# Error types written into the log when a resumable stream ends early (OpenAI-style body).
-CANCELLED = "stream_cancelled"
+# Error types written into the log when a resumable stream ends early (OpenAI-style body): the
+# type of the cancelled endings (app/ending.py), and the code of a lost producer's.
+CANCELLED = Ending.CLIENT_CANCEL.error_type
 PRODUCER_LOST = "producer_lost"
 
 # How often the producer's watchdog looks at its readers: the grace acts within this much.
@@ -144,15 +146,15 @@ class Producer:
         self.route = route
         self.stream = stream
         self.scope = anyio.CancelScope()
-        self.reason: str | None = None
+        self.ending: Ending | None = None  # why the resume layer stopped it
         self.next = 0  # offset of the next frame
         self.written = -1  # last offset in Redis
 
-    def cancel(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-            self.stream.reason = reason  # why the upstream is closed (its record, the cancel metrics)
-            m.RESUME_CANCELS.labels(reason).inc()
+    def cancel(self, ending: Ending) -> None:
+        if self.ending is None:
+            self.ending = ending
+            self.stream.end(ending)  # why the upstream is closed (its record, the cancel metrics)
+            m.RESUME_CANCELS.labels(ending.label).inc()
         self.scope.cancel()
 
     async def _put(self, frame: bytes) -> None:
@@ -179,7 +181,7 @@ class Producer:
             # is the fallback for a missed message.
             if shared is not None and now >= next_cancel_check:
                 if await shared.cancel_requested(self.sid):
-                    self.cancel("client_cancel")
+                    self.cancel(Ending.CLIENT_CANCEL)
                     return
                 next_cancel_check = now + CANCEL_KEY_CHECK
             readers = await self.local.readers(self.sid)
@@ -191,7 +193,7 @@ class Producer:
                 abandoned_at = now
             elif now - abandoned_at >= grace:
                 m.RESUME_GRACE_EXPIRIES.inc()
-                self.cancel("grace_expired")
+                self.cancel(Ending.GRACE_EXPIRED)
                 return
 
     async def run(self) -> None:
@@ -213,12 +215,12 @@ class Producer:
                         for event in frame.split(b"\n\n")[:-1]:
                             await self._put(event + b"\n\n")
                     group.cancel_scope.cancel()
-            if self.stream.outcome is None:  # stopped before its terminal event
-                reason = self.reason or "cancelled"
-                if drain.draining and self.reason is None:
+            if not self.stream.wrote_terminal:  # stopped before its terminal event
+                code = self.ending.value if self.ending is not None else "cancelled"
+                if drain.draining and self.ending is None:
                     body = error_body("The server is shutting down; retry the request.", SERVER_SHUTDOWN)
                 else:
-                    body = error_body(f"The stream was stopped ({reason}).", CANCELLED, code=reason)
+                    body = error_body(f"The stream was stopped ({code}).", CANCELLED, code=code)
                 await self._put(error_frame(self.route, body, self.next))
             await self._put(END)
             if self.manager.writer is not None:
@@ -256,7 +258,7 @@ class Writer:
         self.task: asyncio.Task[None] | None = None
 
     def put(self, producer: Producer, entry: Entry) -> None:
-        if producer.reason == "log_lost":
+        if producer.ending is Ending.LOG_LOST:
             return  # its Redis log was ended by someone else (or refused a write): never leave a gap
         pending = self.outbox.get(producer.sid)
         if pending is None:
@@ -269,7 +271,7 @@ class Writer:
 
     async def flushed(self, producer: Producer) -> None:
         """Wait until everything `producer` framed is in Redis (or it was refused)."""
-        while producer.written < producer.next - 1 and producer.reason != "log_lost":
+        while producer.written < producer.next - 1 and producer.ending is not Ending.LOG_LOST:
             cycle = self.cycle
             await cycle.wait()
 
@@ -287,7 +289,7 @@ class Writer:
             for sid, (producer, entries) in batch.items():
                 if sid in failed:
                     # An offset was taken: a reader declared this producer lost and ended the log.
-                    producer.cancel("log_lost")
+                    producer.cancel(Ending.LOG_LOST)
                 else:
                     producer.written = entries[-1].offset
             cycle, self.cycle = self.cycle, anyio.Event()
@@ -333,7 +335,7 @@ class Resume:
                 await self.shared.hold_lease(sid, meta.producer)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await upstream.aclose("resume_rejected")
+                await upstream.aclose(Ending.SERVER_ERROR)  # the client gets a 503 server_error
             if isinstance(exc, LogFull):
                 raise APIError(503, f"Too many resumable streams open; retry later ({exc}).", SERVER_ERROR,
                                code="resume_capacity") from None
@@ -472,7 +474,7 @@ class Resume:
             raise APIError(404, "No such stream for this client.", NOT_FOUND, code="stream_not_found")
         producer = self.producers.get(sid)
         if producer is not None:
-            producer.cancel("client_cancel")
+            producer.cancel(Ending.CLIENT_CANCEL)
         elif self.shared is not None:
             await self.shared.request_cancel(sid)  # the producer (another worker or replica) acts on it
         return {"id": sid, "object": "stream.cancel", "status": "cancelling"}
@@ -491,7 +493,7 @@ class Resume:
                     async for message in pubsub.listen():
                         producer = self.producers.get(message["data"].decode())
                         if producer is not None:
-                            producer.cancel("client_cancel")
+                            producer.cancel(Ending.CLIENT_CANCEL)
                 except Exception:
                     log.warning("resume cancel listener: reconnecting", exc_info=True)
                     await anyio.sleep(1.0)

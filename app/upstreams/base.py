@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.errors import UPSTREAM_ERROR, error_body
-from app.fakellm import FakeKnobs
+from app.ending import Ending
+from app.errors import APIError
 
 
 @dataclass(slots=True)
@@ -42,8 +42,8 @@ class Generation:
     messages: list[dict[str, Any]]
     max_tokens: int | None = None
     include_usage: bool = False
-    fake: FakeKnobs | None = None
-    # Extra OpenAI parameters relayed to an OpenAI-compatible upstream unchanged.
+    # The client's other fields: relayed to an OpenAI-compatible upstream unchanged; the kit's own
+    # `fake` field (never relayed: the routes refuse it then) holds the built-in fake's knobs.
     extra: dict[str, Any] = field(default_factory=dict)
     # Relay each upstream chunk's bytes without parsing them (POST /v1/chat/completions).
     passthrough: bool = False
@@ -53,40 +53,34 @@ class Generation:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class UpstreamError(Exception):
-    """An upstream failure: the kit's own types for the kit's own failures (unreachable, timeout,
-    broken stream); the upstream's own `type`, `code` and `param` when the upstream reported it."""
+class UpstreamError(APIError):
+    """An upstream failure and the stream's `ending` (app/ending.py: UPSTREAM_ERROR or
+    UPSTREAM_TIMEOUT). Its error `type` is the ending's for the kit's own failures (unreachable,
+    timeout, broken stream); an error the upstream reported keeps the upstream's own `type`, `code`
+    and `param` (and ends the stream as UPSTREAM_ERROR, whatever its type). Before the first byte it
+    is the HTTP error the client gets (`status`, `body()`)."""
 
     def __init__(
         self,
         message: str,
-        type: str = UPSTREAM_ERROR,
+        ending: Ending = Ending.UPSTREAM_ERROR,
         status: int = 502,
         code: str | None = None,
         param: str | None = None,
-        upstream: bool = False,
+        type: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.type = type
-        self.status = status
-        self.code = code
-        self.param = param
-        # The kit's own type for metric labels and outcomes (bounded): an error the upstream
-        # reported counts as `upstream_error` whatever its own type.
-        self.kind = UPSTREAM_ERROR if upstream else type
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.type, self.param, self.code)
+        super().__init__(status, message, type or ending.error_type, param, code)
+        self.ending = ending
 
 
 class UpstreamStream(Protocol):
     """An open upstream generation. Iterate for chunks; `aclose` must close the upstream
-    request at once (not leave it to garbage collection) and is safe to call twice."""
+    request at once (not leave it to garbage collection) and is safe to call twice; `ending`:
+    how the stream ended (the fake LLM writes it into its record)."""
 
     def __aiter__(self) -> AsyncIterator[Chunk]: ...
 
-    async def aclose(self, reason: str) -> None: ...
+    async def aclose(self, ending: Ending) -> None: ...
 
 
 class Upstream(Protocol):

@@ -43,7 +43,7 @@ import httpx2
 from openai import APIConnectionError, APIError, APIStatusError, APITimeoutError, AsyncOpenAI, AsyncStream
 from openai._streaming_cleanup import drain_response_async
 
-from app.errors import UPSTREAM_ERROR, UPSTREAM_TIMEOUT
+from app.ending import Ending
 from app.settings import Settings
 from app.sockets import upstream_http_client
 from app.upstreams.base import Chunk, Generation, UpstreamError
@@ -203,7 +203,7 @@ class OpenAIStream:
                 yield chunk
         except httpx2.TimeoutException:
             raise UpstreamError(
-                "The upstream went silent longer than the read timeout.", UPSTREAM_TIMEOUT, 504
+                "The upstream went silent longer than the read timeout.", Ending.UPSTREAM_TIMEOUT, 504
             ) from None
         except httpx2.RequestError:  # a broken connection, a protocol or decoding error
             raise UpstreamError("The upstream connection broke before the stream finished.") from None
@@ -212,7 +212,7 @@ class OpenAIStream:
         if not (events.done or finished or errored):
             raise UpstreamError("The upstream closed the stream before it finished.")
 
-    async def aclose(self, reason: str) -> None:
+    async def aclose(self, ending: Ending) -> None:
         await self._events.close()
 
 
@@ -242,11 +242,11 @@ class Redactor:
         """The upstream's own error object (type, code, param, message), key redacted."""
         return UpstreamError(
             message or self.error_text(error, "The upstream reported an error."),
-            self.field(error, "type") or UPSTREAM_ERROR,
+            Ending.UPSTREAM_ERROR,
             status,
             self.field(error, "code"),
             self.field(error, "param"),
-            upstream=True,
+            type=self.field(error, "type"),
         )
 
 
@@ -374,7 +374,8 @@ class OpenAIUpstream:
         try:
             data = await response.aread()
         except httpx2.TimeoutException:
-            raise UpstreamError("The upstream did not answer within the read timeout.", UPSTREAM_TIMEOUT, 504) from None
+            message = "The upstream did not answer within the read timeout."
+            raise UpstreamError(message, Ending.UPSTREAM_TIMEOUT, 504) from None
         except httpx2.RequestError:
             raise UpstreamError("The upstream connection broke before the answer finished.") from None
         key = self._redact.key
@@ -405,5 +406,5 @@ def _connection_error(exc: APIConnectionError) -> UpstreamError:
     log.warning("upstream unreachable before streaming: %s", type(cause).__name__)
     if isinstance(exc, APITimeoutError):
         what = "connect" if isinstance(cause, httpx2.ConnectTimeout) else "read"
-        return UpstreamError(f"The upstream did not answer within the {what} timeout.", UPSTREAM_TIMEOUT, 504)
-    return UpstreamError("The upstream could not be reached.", UPSTREAM_ERROR, 502, "upstream_unreachable")
+        return UpstreamError(f"The upstream did not answer within the {what} timeout.", Ending.UPSTREAM_TIMEOUT, 504)
+    return UpstreamError("The upstream could not be reached.", Ending.UPSTREAM_ERROR, 502, "upstream_unreachable")
