@@ -168,26 +168,33 @@ def markdown(doc: dict[str, Any], stem: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def relay_section(relay: dict[str, Any]) -> list[str]:
+def _cost_rows(section: dict[str, Any], columns: list[str], level: bool) -> list[list[str]]:
+    """A row per target (and per load level when `level`) of a cost section: each column the
+    figure's `min / median` by key; `+key` the same key over the direct path (the section's
+    `added`); `saturated` yes or no."""
     rows = []
-    for name, levels in relay["targets"].items():
-        for level, figure in levels.items():
-            added = relay["added"].get(name, {}).get(level, {})
-            rows.append(
-                [
-                    name,
-                    level,
-                    _mm(figure, "server_cpu_us_per_token"),
-                    _mm(figure, "ttft_p50_ms"),
-                    _num(added.get("ttft_p50_ms")),
-                    _mm(figure, "gap_p99_ms"),
-                    _num(added.get("gap_p99_ms")),
-                    _mm(figure, "server_util"),
-                    _mm(figure, "client_util"),
-                    _mm(figure, "failed"),
-                    "yes" if figure["saturated"] else "no",
-                ]
-            )
+    for name, levels in section["targets"].items():
+        for at, figure in levels.items():
+            added = section["added"].get(name, {}).get(at, {})
+            rows.append([name, *([at] if level else []), *(_cost_cell(figure, added, key) for key in columns)])
+    return rows
+
+
+def _cost_cell(figure: dict[str, Any], added: dict[str, Any], key: str) -> str:
+    if key.startswith("+"):
+        return _num(added.get(key[1:]))
+    if key == "saturated":
+        return "yes" if figure["saturated"] else "no"
+    return _mm(figure, key)
+
+
+# The cost columns both sections show, after the CPU column.
+_LATENCY_COLUMNS = ["ttft_p50_ms", "+ttft_p50_ms", "gap_p99_ms", "+gap_p99_ms"]
+
+
+def relay_section(relay: dict[str, Any]) -> list[str]:
+    columns = ["server_cpu_us_per_token", *_LATENCY_COLUMNS, "server_util", "client_util", "failed", "saturated"]
+    rows = _cost_rows(relay, columns, level=True)
     header = ["target", "streams", "CPU µs/token", "TTFT p50 ms", "+TTFT", "gap p99 ms", "+gap p99", "server busy"]
     header += ["client busy", "failed", "saturated"]
     unsat = ", ".join(f"{k} {v}" for k, v in relay["unsaturated_max"].items())
@@ -270,21 +277,7 @@ def cancel_section(cancel: dict[str, Any]) -> list[str]:
 
 
 def proxy_section(section: dict[str, Any]) -> list[str]:
-    rows = []
-    for name, levels in section["targets"].items():
-        for _level, figure in levels.items():
-            added = section["added"].get(name, {}).get(_level, {})
-            rows.append(
-                [
-                    name,
-                    _mm(figure, "server_cpu_us_per_token"),
-                    _mm(figure, "ttft_p50_ms"),
-                    _num(added.get("ttft_p50_ms")),
-                    _mm(figure, "gap_p99_ms"),
-                    _num(added.get("gap_p99_ms")),
-                    _mm(figure, "failed"),
-                ]
-            )
+    rows = _cost_rows(section, ["server_cpu_us_per_token", *_LATENCY_COLUMNS, "failed"], level=False)
     errors = [f"{name}: {error}" for name, error in section["errors"].items()]
     return [
         f"## 5. Per-proxy cost ({section['streams']} streams × 50 tokens/s through the shipped config)",

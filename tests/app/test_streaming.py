@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
 from app.fakellm import fake_text
 from app.routes import STREAM_COOKIE
-from streamkit.probe.observe import observe
+from streamkit.probe.observe import Observation, observe
 from tests.app.conftest import RunningApp
 from tests.bounds import MIN_TRIALS, assert_p95
 
@@ -21,6 +22,12 @@ MAX_LAG = 0.050
 MAX_TIME_TO_HEADERS = 0.200
 # Streams observed at once for each bound (each a trial).
 TRIALS = MIN_TRIALS
+
+
+def _chat_stream(url: str, content: str, knobs: dict[str, Any]) -> Observation:
+    """POST /v1/chat/completions, streamed, one user message, these fake knobs."""
+    body = {"model": "streamkit-fake", "stream": True, "messages": [{"role": "user", "content": content}]}
+    return observe(url + "/v1/chat/completions", method="POST", json_body={**body, "fake": knobs})
 
 
 def rid() -> str:
@@ -101,16 +108,7 @@ def test_failure_after_first_byte_is_one_in_band_error_event(running_app: Runnin
     assert error["type"] == "upstream_error" and error["message"]
     assert set(error) == {"message", "type", "param", "code"}
 
-    chat = observe(
-        running_app.url + "/v1/chat/completions",
-        method="POST",
-        json_body={
-            "model": "streamkit-fake",
-            "stream": True,
-            "messages": [{"role": "user", "content": "f"}],
-            "fake": {"tokens": 5, "fail_at": 1, "first_token_delay": 0},
-        },
-    )
+    chat = _chat_stream(running_app.url, "f", {"tokens": 5, "fail_at": 1, "first_token_delay": 0})
     datas = [e.data for e in chat.events]
     assert "[DONE]" not in datas
     assert json.loads(datas[-1])["error"]["type"] == "upstream_error"
@@ -126,15 +124,6 @@ def test_prompt_cannot_inject_events(running_app: RunningApp) -> None:
     assert [e.event for e in obs.events] == ["start"] + ["token"] * 4 + ["done"]
     assert "".join(e.json()["delta"] for e in obs.events[1:-1]) == fake_text(evil, 4)
 
-    chat = observe(
-        running_app.url + "/v1/chat/completions",
-        method="POST",
-        json_body={
-            "model": "streamkit-fake",
-            "stream": True,
-            "messages": [{"role": "user", "content": evil}],
-            "fake": {"tokens": 4, "tokens_per_second": 0, "first_token_delay": 0},
-        },
-    )
+    chat = _chat_stream(running_app.url, evil, {"tokens": 4, "tokens_per_second": 0, "first_token_delay": 0})
     assert len(chat.events) == 1 + 4 + 1 + 1  # role chunk, tokens, finish chunk, [DONE]
     assert all("INJECTED" not in e.data for e in chat.events)
