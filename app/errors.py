@@ -9,6 +9,7 @@ become an `error` event carrying the same object (see app.wire).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,8 +67,9 @@ def error_response(
     return JSONResponse(error_body(message, type, param, code), status_code=status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0] if exc.errors() else {}
+def validation_message(errors: Sequence[Any]) -> tuple[str, str | None]:
+    """The message and `param` of the first of pydantic's validation errors."""
+    first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query")]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
@@ -83,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(exc)
+        message, param = validation_message(exc.errors())
         return error_response(400, message, INVALID_REQUEST, param)
 
     @app.exception_handler(StarletteHTTPException)

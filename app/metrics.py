@@ -1,7 +1,8 @@
 """Prometheus metrics of the streaming core.
 
-Base units, `_total` on counters, bounded labels only (`route`, `outcome`, `reason`, `type`),
-explicit buckets sized for LLM latencies (the client library's default stops at 10 s).
+Base units, `_total` on counters, bounded labels only (`route`, `outcome`, `reason`, `type`; the
+values of `outcome` and `reason` of the stream series are the labels of app/ending.py, written by
+`record_ending`), explicit buckets sized for LLM latencies (the client library's default stops at 10 s).
 Works under gunicorn with several workers: `streamkit serve` points PROMETHEUS_MULTIPROC_DIR at
 a fresh directory before any worker imports prometheus_client, gunicorn_conf wipes it at start
 and marks dead workers. The metrics have their own listener (METRICS_PORT, `serve_metrics`),

@@ -149,8 +149,12 @@ def forwarded_headers(request: Request) -> dict[str, str]:
     return {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
 
 
-async def _stream(request: Request, route: str, generation: Generation, encoder: Encoder) -> Response:
+async def _stream(
+    request: Request, route: str, generation: Generation, encoder: Encoder, resumable: bool = False
+) -> Response:
     upstream_stream = await _open(request, route, generation)
+    if resumable:  # issue 19: the generation detached from the connection (app/resume_routes.py)
+        return await resume_routes.start_resumable(request, route, generation, encoder, upstream_stream)
     response = _core(request, route, generation, upstream_stream, encoder).response({})
     response.set_cookie(STREAM_COOKIE, generation.request_id, httponly=True, samesite="strict")
     return response
@@ -205,12 +209,13 @@ async def chat_stream(
     prompt: Annotated[str, Query(min_length=1)],
     model: str | None = None,
     max_tokens: Annotated[int | None, Query(ge=1)] = None,
-    tokens: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
-    tokens_per_second: Annotated[float | None, Query(ge=0, le=1_000_000)] = None,
-    first_token_delay: Annotated[float | None, Query(ge=0, le=3600)] = None,
-    stall_at: Annotated[int | None, Query(ge=0)] = None,
-    stall_seconds: Annotated[float, Query(ge=0, le=3600)] = 0.0,
-    fail_at: Annotated[int | None, Query(ge=0)] = None,
+    # The built-in fake's knobs (its `fake` field, as query parameters), checked by the fake.
+    tokens: int | None = None,
+    tokens_per_second: float | None = None,
+    first_token_delay: float | None = None,
+    stall_at: int | None = None,
+    stall_seconds: float | None = None,
+    fail_at: int | None = None,
     resumable: bool = False,
 ) -> Response:
     """EventSource-friendly stream: `start`, `token`*, then `done` or `error`."""
@@ -223,11 +228,10 @@ async def chat_stream(
         "tokens_per_second": tokens_per_second,
         "first_token_delay": first_token_delay,
         "stall_at": stall_at,
+        "stall_seconds": stall_seconds,
         "fail_at": fail_at,
     }
     knobs = {name: value for name, value in given.items() if value is not None}
-    if stall_seconds:
-        knobs["stall_seconds"] = stall_seconds
     await _check(settings, upstream, request, model, prompt, "prompt", max_tokens)
     generation = Generation(
         request_id=request.state.request_id,
@@ -239,10 +243,7 @@ async def chat_stream(
         headers=forwarded_headers(request),
     )
     encoder = ChatStreamEncoder(**_encoder_args(request, model))
-    if resumable:  # issue 19: generation detached from the connection (app/resume_routes.py)
-        upstream_stream = await _open(request, "chat_stream", generation)
-        return await resume_routes.start_resumable(request, "chat_stream", generation, encoder, upstream_stream)
-    return await _stream(request, "chat_stream", generation, encoder)
+    return await _stream(request, "chat_stream", generation, encoder, resumable)
 
 
 @router.post("/v1/chat/completions")
@@ -266,11 +267,9 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
         headers=forwarded_headers(request),
     )
     encoder = ChatCompletionsEncoder(**_encoder_args(request, body.model), include_usage=include_usage, relay=relay)
-    if resume_routes.wants_resume(request, body):  # issue 19: `Streamkit-Resumable: 1`
-        upstream_stream = await _open(request, "chat_completions", generation)
-        return await resume_routes.start_resumable(request, "chat_completions", generation, encoder, upstream_stream)
+    resumable = resume_routes.wants_resume(request, body)  # issue 19: `Streamkit-Resumable: 1`
     if body.stream:
-        return await _stream(request, "chat_completions", generation, encoder)
+        return await _stream(request, "chat_completions", generation, encoder, resumable)
     if relay:
         return await _forward(request, "chat_completions", generation)
     return await _complete(request, "chat_completions", generation, encoder)
@@ -300,11 +299,9 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
         k: v for k, v in given.items() if k in (*RESPONSE_ECHO, "instructions", "max_output_tokens") and v is not None
     }
     encoder = ResponsesEncoder(**_encoder_args(request, body.model), echo=echo)
-    if resume_routes.wants_resume(request, body):  # issue 19: `background: true` (or the header)
-        upstream_stream = await _open(request, "responses", generation)
-        return await resume_routes.start_resumable(request, "responses", generation, encoder, upstream_stream)
+    resumable = resume_routes.wants_resume(request, body)  # issue 19: `background: true` (or the header)
     if body.stream:
-        return await _stream(request, "responses", generation, encoder)
+        return await _stream(request, "responses", generation, encoder, resumable)
     return await _complete(request, "responses", generation, encoder)
 
 

@@ -11,9 +11,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from app.ending import Ending
+from app.errors import INVALID_REQUEST, APIError, validation_message
 from app.fakellm import FakeFailure, FakeKnobs, FakeLLM
 from app.settings import Settings
 from app.upstreams.base import Chunk, Generation, UpstreamError
@@ -72,11 +73,20 @@ class FakeUpstream:
         return None
 
     async def open(self, generation: Generation) -> FakeStream:
-        given = generation.extra.get("fake")
-        knobs = self._defaults if given is None else FakeKnobsIn.model_validate(given).to_knobs(self._defaults)
+        knobs = self._knobs(generation.extra.get("fake"))
         if generation.max_tokens is not None and generation.max_tokens < knobs.tokens:
             knobs = replace(knobs, tokens=generation.max_tokens)
         return FakeStream(FakeLLM(generation.prompt, knobs, generation.request_id, self._record_dir))
+
+    def _knobs(self, given: object) -> FakeKnobs:
+        """The request's knobs over this upstream's defaults; a bad one is a 400 naming it."""
+        if given is None:
+            return self._defaults
+        try:
+            return FakeKnobsIn.model_validate(given).to_knobs(self._defaults)
+        except ValidationError as exc:
+            message, param = validation_message(exc.errors())
+            raise APIError(400, message, INVALID_REQUEST, param) from None
 
     async def aclose(self) -> None:
         return None

@@ -106,12 +106,17 @@ def test_stream_endpoint_query_validation(http: httpx.Client) -> None:
     assert_openai_error(
         http.get("/v1/chat/stream", params={"prompt": "x", "tokens": "many"}), 400, "invalid_request_error", "tokens"
     )
-    assert_openai_error(
-        http.get("/v1/chat/stream", params={"prompt": "x", "first_token_delay": -1}),
-        400,
-        "invalid_request_error",
-        "first_token_delay",
-    )
+
+
+@pytest.mark.parametrize(
+    ("knob", "value"),
+    [("first_token_delay", -1), ("tokens", -1), ("tokens_per_second", 2e6), ("stall_seconds", 4000), ("fail_at", -1)],
+)
+def test_stream_endpoint_fake_knob_out_of_range(http: httpx.Client, knob: str, value: float) -> None:
+    """The fake's knobs as query parameters are checked by the fake itself (app/upstreams/fake.py):
+    still a 400 naming the parameter, before anything is streamed."""
+    response = http.get("/v1/chat/stream", params={"prompt": "x", knob: value})
+    assert_openai_error(response, 400, "invalid_request_error", knob)
 
 
 def test_unknown_route_and_method(http: httpx.Client) -> None:
