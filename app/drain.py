@@ -14,6 +14,14 @@ A second SIGTERM, SIGINT, or SIGQUIT (gunicorn's quick shutdown: the arbiter sen
 workers on SIGINT/SIGQUIT) skips the window: streams end with `server_shutdown` now. A second
 SIGTERM to the arbiter reaches the workers too (app/gunicorn_conf.py `_forward_repeated_signals`).
 
+A client that stopped reading (its send blocked at the signal) gets its terminal event queued behind
+the bytes it has not read: it receives it once it reads again. One that never does is dropped by
+its send timeout (SEND_TIMEOUT after the send blocked; earlier, by the kernel, with the dead-peer
+options), like any stalled client; the response then ended without its terminal event, and
+uvicorn's close waits for the unsent bytes to leave a socket nobody reads, so the worker would
+wait until the arbiter's SIGKILL at graceful_timeout. `abort_abandoned` drops such a connection
+during the shutdown, and the worker exits right after its last stream ends.
+
 A worker whose arbiter is gone (killed by a supervisor that signals only the main PID) would keep
 serving for ever and share its port with the next instance. `watch_arbiter` polls the parent PID:
 an orphan stops listening at once (the port is free within a second) and drains as on SIGTERM.
@@ -91,10 +99,16 @@ def install_signal_handlers(drain: Drain, on_drained: Callable[[], Any] | None =
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.remove_signal_handler(signal.SIGQUIT)
 
+    reaping: list[Any] = []  # the one abort_abandoned task (keeps it referenced)
+
     def exit_server(sig: int) -> None:
         handler = previous[sig]
         if callable(handler):
             handler(signal.SIGTERM if sig == signal.SIGQUIT else sig, None)
+        # uvicorn's handler is a bound method of its Server: its connections, during the shutdown.
+        server = getattr(handler, "__self__", None)
+        if server is not None and not reaping:
+            reaping.append(loop.create_task(abort_abandoned(server)))
 
     async def drain_then_exit(sig: int, window: float) -> None:
         started = time.monotonic()
@@ -121,6 +135,26 @@ def install_signal_handlers(drain: Drain, on_drained: Callable[[], Any] | None =
 
 
 _background: set[Any] = set()  # keeps the watcher task referenced
+
+# How often the shutdown looks for connections the app has abandoned.
+ABANDONED_POLL_SECONDS = 0.1
+
+
+async def abort_abandoned(server: Any) -> None:
+    """While uvicorn waits for its connections to close: abort each one whose response the app
+    ended without completing (a send timeout: the client stopped reading). uvicorn closed it, and
+    asyncio's close waits until the unsent bytes leave: for a client that never reads, for ever.
+    Nothing is left to deliver on it (its stream is over), so it is reset instead. A connection
+    whose response completed is left to flush: its client is reading its terminal event."""
+    while True:
+        for connection in list(getattr(getattr(server, "server_state", None), "connections", ())):
+            transport = getattr(connection, "transport", None)
+            cycle = getattr(connection, "cycle", None)
+            if transport is None or cycle is None or not transport.is_closing() or cycle.response_complete:
+                continue
+            log.warning("aborting a connection whose stream ended without its terminal event (client not reading)")
+            transport.abort()
+        await anyio.sleep(ABANDONED_POLL_SECONDS)
 
 
 async def watch_arbiter(arbiter_pid: int, drain_now: Callable[[], Any]) -> None:

@@ -27,8 +27,9 @@ class StalledClient:
         self.sock.connect((host, port))
 
     @classmethod
-    def flood(cls, base_url: str, request_id: str) -> StalledClient:
-        """POST a chat completion of a million fast tokens, read the headers, then stop reading."""
+    def flood(cls, base_url: str, request_id: str, tokens_per_second: float = 0) -> StalledClient:
+        """POST a chat completion of a million fast tokens (as fast as the app sends, or at
+        `tokens_per_second`), read the headers, then stop reading."""
         host, port = base_url.removeprefix("http://").split(":")
         client = cls(host, int(port), request_id)
         body = json.dumps(
@@ -39,7 +40,7 @@ class StalledClient:
                 # Each token a few KiB: the server's send buffer (MiBs) fills in hundreds of events.
                 "fake": {
                     "tokens": 1_000_000,
-                    "tokens_per_second": 0,
+                    "tokens_per_second": tokens_per_second,
                     "first_token_delay": 0,
                     "word_repeat": WORD_REPEAT,
                 },

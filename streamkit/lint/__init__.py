@@ -1,14 +1,15 @@
 """`streamkit lint`: static streaming rules over proxy, Kubernetes and Terraform configs.
 
     streamkit lint PATH... [--stream-path PREFIX]... [--app auto|streamkit|other]
-                           [--ping S] [--max-stream S] [--keepalive S] [--drain S] [--json]
+                           [--ping S] [--max-stream S] [--keepalive S] [--drain S] [--dead-peer S] [--json]
 
 Formats: nginx (crossplane, includes followed), Caddyfile (`caddy adapt`), Envoy YAML, Traefik
-YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK9 are in
+YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK10 are in
 `streamkit.lint.rules`. Every proxying route is checked unless `--stream-path` names the
-streaming ones. Streaming rules (SK1-SK4, SK9) decide the exit code; app rules (SK5-SK8, about the
-kit's own app) do too when the app is streamkit (`--app streamkit`, or auto: files under the kit's
-own infra/), otherwise they are notes. Exit codes: 0 clean, 1 findings, 2 bad usage, nothing could
+streaming ones. Streaming rules (SK1-SK4, SK9) decide the exit code; app rules (SK5-SK8, SK10,
+about the kit's own app) do too when the app is streamkit (`--app streamkit`, or auto: files under
+the kit's own infra/), otherwise they are notes. A rule a format cannot express (SK10 on nginx,
+Caddy, Traefik) is a note once per format, never a finding. Exit codes: 0 clean, 1 findings, 2 bad usage, nothing could
 be checked, or a config that could not be read or checked.
 """
 
@@ -28,7 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "rules: SK1 buffering, SK2 compression, SK3 idle-timeout, SK4 total-timeout, SK5 keepalive, SK6 http1, "
-        "SK7 metrics, SK8 drain, SK9 cache (SK5-SK8 are about streamkit's own app: notes unless --app streamkit)\n"
+        "SK7 metrics, SK8 drain, SK9 cache, SK10 dead-peer (SK5-SK8 and SK10 are about streamkit's own app: notes "
+        "unless --app streamkit; SK10 is a note on nginx, Caddy and Traefik, which cannot express it)\n"
         "exit codes: 0 clean, 1 findings, 2 bad usage, nothing checked, or a config that could not be checked\n"
         "example: streamkit lint infra/ --ping 15 --max-stream 3600\n"
         "example: streamkit lint /etc/nginx/sites-available --stream-path /v1/chat/completions"
@@ -66,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--app",
         choices=("auto", "streamkit", "other"),
         default="auto",
-        help="the app behind the proxy: streamkit turns the app rules (SK5-SK8) from notes into findings "
+        help="the app behind the proxy: streamkit turns the app rules (SK5-SK8, SK10) from notes into findings "
         "(default auto: streamkit for files under the kit's own infra/)",
     )
     parser.add_argument(
@@ -75,6 +77,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults.drain_seconds,
         metavar="S",
         help=f"the app's drain window (default {defaults.drain_seconds:g}, DRAIN_SECONDS; 0 skips SK8)",
+    )
+    parser.add_argument(
+        "--dead-peer",
+        type=float,
+        default=defaults.dead_peer_budget,
+        metavar="S",
+        help=f"the app's dead-peer budget: a vanished client given up within it (default "
+        f"{defaults.dead_peer_budget:g}, DEAD_PEER_TIMEOUT; 0 skips SK10)",
     )
     parser.add_argument("--json", action="store_true", help="print findings as JSON")
 
@@ -100,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         keepalive=args.keepalive,
         stream_paths=tuple(args.stream_path),
         drain=max(args.drain, 0.0),
+        dead_peer=max(args.dead_peer, 0.0),
     )
     result = lint([Path(p) for p in args.paths], budget, app=args.app)
     if args.json:

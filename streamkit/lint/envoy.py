@@ -18,6 +18,9 @@ from streamkit.lint.rules import (
     BELOW_APP_KEEPALIVE,
     BUFFERING,
     COMPRESSION,
+    DEAD_PEER,
+    DEAD_PEER_DOCS,
+    DEAD_PEER_UNBOUNDED,
     HTTP1,
     IDLE_TIMEOUT,
     KEEPALIVE,
@@ -25,6 +28,8 @@ from streamkit.lint.rules import (
     METRICS_PATH,
     SSE_MEDIA_TYPE,
     TOTAL_TIMEOUT,
+    dead_peer_too_long,
+    dead_peer_user_timeout,
     idle_too_short,
     pool_too_long,
     prefix_matches,
@@ -45,7 +50,11 @@ DOCS_PROTOCOL = (
 DOCS_COMPRESSOR = (
     "https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/compressor/v3/compressor.proto"
 )
+DOCS_SOCKET_OPTION = "https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/core/v3/socket_option.proto"
 HCM = "envoy.filters.network.http_connection_manager"
+# A listener socket option that is TCP_USER_TIMEOUT (Linux: level IPPROTO_TCP 6, name 18; int_value
+# in milliseconds). Set on the listening socket in any state, every accepted connection inherits it.
+IPPROTO_TCP, TCP_USER_TIMEOUT = 6, 18
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 DEFAULT_ROUTE_TIMEOUT = 15.0
 DEFAULT_STREAM_IDLE = 300.0
@@ -244,6 +253,65 @@ class _Checker:
             )
 
 
+def _as_int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _check_listener(listener: LineDict, report: Report, budget: Budget) -> None:
+    """SK10: a client-facing TCP listener sets TCP_USER_TIMEOUT in its `socket_options`, short
+    enough for the dead-peer budget. (HTTP/2 keepalive PINGs bound HTTP/2 clients only.)"""
+    socket_address = dig(listener, "address", "socket_address")
+    if (
+        budget.dead_peer <= 0
+        or not isinstance(socket_address, dict)
+        or str(socket_address.get("protocol", "TCP")).upper() != "TCP"
+        or "udp_listener_config" in listener
+    ):
+        return
+    name = listener.get("name", "")
+    options = [
+        option
+        for option in mappings(listener.get("socket_options"))
+        if _as_int(option.get("level")) == IPPROTO_TCP and _as_int(option.get("name")) == TCP_USER_TIMEOUT
+    ]
+    suggested = round(dead_peer_user_timeout(budget.ping, budget.dead_peer) * 1000)
+    fix = (
+        "add to the listener `socket_options: [{description: TCP_USER_TIMEOUT, level: 6, name: 18, "
+        f"int_value: {suggested}, state: STATE_LISTENING}}]` (milliseconds; see {DEAD_PEER_DOCS})"
+    )
+    if not options:
+        report.add(
+            line_at(listener, "socket_options") if "socket_options" in listener else listener.line,
+            DEAD_PEER,
+            f"listener {name} sets no TCP_USER_TIMEOUT (`socket_options` level 6, name 18): {DEAD_PEER_UNBOUNDED}",
+            fix,
+            DOCS_SOCKET_OPTION,
+        )
+        return
+    option = options[-1]
+    value = _as_int(option.get("int_value"))
+    if value is None or value <= 0:
+        report.add(
+            line_at(option, "int_value"),
+            DEAD_PEER,
+            f"listener {name}: the TCP_USER_TIMEOUT socket option has no positive `int_value` (milliseconds), so it "
+            f"is off: {DEAD_PEER_UNBOUNDED}",
+            fix,
+            DOCS_SOCKET_OPTION,
+        )
+        return
+    problem = dead_peer_too_long(
+        value / 1000, budget.ping, budget.dead_peer, f"listener {name} TCP_USER_TIMEOUT socket option"
+    )
+    if problem:
+        report.add(
+            line_at(option, "int_value"), DEAD_PEER, problem, f"lower `int_value` to {suggested}", DOCS_SOCKET_OPTION
+        )
+
+
 def check(paths: list[Path], budget: Budget) -> list[Finding]:
     findings: list[Finding] = []
     for path in paths:
@@ -257,6 +325,8 @@ def check(paths: list[Path], budget: Budget) -> list[Finding]:
         for doc in docs:
             clusters = {str(c.get("name")): c for c in mappings(dig(doc, "static_resources", "clusters"))}
             checker = _Checker(report, budget, clusters)
+            for listener in mappings(dig(doc, "static_resources", "listeners")):
+                _check_listener(listener, report, budget)
             for hcm in _managers(doc):
                 checker.manager(hcm)
             for name in sorted(checker.used & clusters.keys()):

@@ -25,6 +25,7 @@ class Budget:
     keepalive_source: str = "--keepalive"
     stream_paths: tuple[str, ...] = ()
     drain: float = 0.0  # the app's drain window (DRAIN_SECONDS); 0: rule SK8 is not checked
+    dead_peer: float = 0.0  # the app's dead-peer budget (DEAD_PEER_TIMEOUT); 0: rule SK10 is not checked
 
     def with_keepalive(self, seconds: float, source: str) -> Budget:
         return replace(self, keepalive=seconds, keepalive_source=source)

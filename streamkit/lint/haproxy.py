@@ -18,12 +18,17 @@ from streamkit.lint.findings import Budget, Finding, Report
 from streamkit.lint.rules import (
     BUFFERING,
     COMPRESSION,
+    DEAD_PEER,
+    DEAD_PEER_DOCS,
+    DEAD_PEER_UNBOUNDED,
     HTTP1,
     IDLE_TIMEOUT,
     KEEPALIVE,
     METRICS,
     METRICS_PATH,
     SSE_MEDIA_TYPE,
+    dead_peer_too_long,
+    dead_peer_user_timeout,
     idle_too_short,
     pool_too_long,
 )
@@ -34,6 +39,9 @@ SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
 PROXIES = ("frontend", "backend", "listen")
 _SECTION = re.compile(rf"^({'|'.join(SECTIONS)})\b", re.MULTILINE)
 DEFAULT_PURGE_DELAY = 5.0
+# Bind addresses that are not TCP (TCP_USER_TIMEOUT does not apply): UNIX sockets, abstract
+# namespaces, inherited file descriptors, QUIC/UDP.
+NOT_TCP_BINDS = ("/", "unix@", "abns@", "abnsz@", "fd@", "sockpair@", "quic4@", "quic6@", "udp@", "udp4@", "udp6@")
 
 
 def detect(path: Path, text: str) -> bool:
@@ -164,6 +172,8 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
                     f"keep `pool-purge-delay` at its default ({DEFAULT_PURGE_DELAY:g}s) or below the app's keep-alive",
                     f"{DOCS}#5.2-pool-purge-delay",
                 )
+    if section.kind in ("frontend", "listen"):
+        _check_binds(section, report, budget, where)
     if section.kind in ("frontend", "listen") and _forwards(section) and not _guards_metrics(section, acls_by_name):
         report.add(
             section.line,
@@ -172,6 +182,39 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
             f"add `http-request deny if {{ path_beg {METRICS_PATH} }}` (or allow only your Prometheus)",
             f"{DOCS}#4.2-http-request%20deny",
         )
+
+
+def _check_binds(section: Section, report: Report, budget: Budget, where: str) -> None:
+    """SK10: every client-facing TCP `bind` sets `tcp-ut`, short enough for the dead-peer budget."""
+    if budget.dead_peer <= 0:
+        return
+    suggested = f"tcp-ut {round(dead_peer_user_timeout(budget.ping, budget.dead_peer) * 1000)}ms"
+    for line in section.all("bind"):
+        address = line.words[1] if len(line.words) > 1 else ""
+        if address.startswith(NOT_TCP_BINDS):
+            continue
+        docs = f"{DOCS}#5.1-tcp-ut"
+        raw = _option(line.words, "tcp-ut")
+        value = seconds(raw, "ms") if raw else 0.0
+        if value is None:
+            report.error(
+                f"{where}: `tcp-ut {raw}` is not a duration HAProxy accepts",
+                "write it as a number with one of the units us, ms, s, m, h, d (e.g. `7500ms`)",
+                line=line.number,
+            )
+            continue
+        if value <= 0:  # absent, or 0 (the kernel's default: off)
+            report.add(
+                line.number,
+                DEAD_PEER,
+                f"{where}: `bind {address}` has no `tcp-ut`: {DEAD_PEER_UNBOUNDED}",
+                f"add `{suggested}` to the bind line (TCP_USER_TIMEOUT; see {DEAD_PEER_DOCS})",
+                docs,
+            )
+            continue
+        problem = dead_peer_too_long(value, budget.ping, budget.dead_peer, f"{where}: `bind {address}` tcp-ut")
+        if problem:
+            report.add(line.number, DEAD_PEER, problem, f"lower it, e.g. `{suggested}`", docs)
 
 
 def _option(words: list[str], name: str) -> str:

@@ -23,6 +23,7 @@ def as_json(result: Result, budget: Budget) -> str:
             "checked": {fmt: [str(p) for p in files] for fmt, files in result.checked.items()},
             "not_checked": [{"file": path, "why": why} for path, why in result.not_checked],
             "findings": [f.as_dict() for f in result.findings if not f.is_error],
+            "notes": [note.as_dict() for note in result.notes],
         },
         indent=2,
     )
@@ -48,6 +49,16 @@ def print_human(result: Result, budget: Budget, console: Console) -> None:
         if f.severity == NOTE:
             console.print("  [dim](about streamkit's own app: a note; --app streamkit makes it a finding)[/]")
         console.print()
+    for note in result.notes:
+        console.print(
+            f"[bold]{escape(note.format)}[/]  [blue]note: {note.rule.id} {note.rule.name}[/]  "
+            f"[dim]rule: {escape(note.rule.title)}[/]",
+            soft_wrap=True,
+        )
+        console.print(f"  {escape(note.message)}", soft_wrap=True)
+        console.print(f"  docs:    {escape(note.docs)}", soft_wrap=True)
+        console.print("  (not expressible in this format's config: a note, never a finding)")
+        console.print()
     errors = {f.path for f in result.errors}
     # Files found in a directory that are not configs (READMEs, Dockerfiles) are counted; files
     # that could not be read or checked are each named with the reason.
@@ -65,7 +76,7 @@ def print_human(result: Result, budget: Budget, console: Console) -> None:
     files = sum(len(v) for v in result.checked.values())
     kinds = ", ".join(f"{name} {len(v)}" for name, v in result.checked.items()) or "none"
     failing = len(result.failing)
-    notes = len([f for f in result.findings if f.severity == NOTE])
+    notes = len([f for f in result.findings if f.severity == NOTE]) + len(result.notes)
     warnings = len([f for f in result.findings if f.severity == WARNING])
     verdict = "[green]clean[/]" if not failing else f"[yellow]{failing} finding(s)[/]"
     if notes:

@@ -1,9 +1,9 @@
-"""The seven streaming rules `streamkit lint` checks, and the budget comparisons they share.
+"""The rules `streamkit lint` checks, and the budget comparisons they share.
 
 The budget (docs/timeouts.md): two ping intervals < every idle/read timeout; every
 total-duration timeout >= the longest stream; every proxy's upstream keep-alive pool < the app's
-keep-alive; load-balancer draining >= the app's drain window. Per-proxy fixes and docs links live
-next to each format's checks.
+keep-alive; load-balancer draining >= the app's drain window; a vanished client given up within
+the app's dead-peer budget. Per-proxy fixes and docs links live next to each format's checks.
 """
 
 from __future__ import annotations
@@ -32,14 +32,21 @@ METRICS = Rule("SK7", "metrics", "/metrics is not public")
 # i21: rules that were stated only in tests/static/test_terraform.py (now checked by lint alone).
 DRAIN = Rule("SK8", "drain", "Load balancers drain a target at least as long as the app's drain window")
 CACHE = Rule("SK9", "cache", "Streaming routes are never cached")
+# Issue 16: docs/timeouts.md "Dead peers".
+DEAD_PEER = Rule("SK10", "dead-peer", "A client whose network vanishes is given up within the app's dead-peer budget")
 
-RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS, DRAIN, CACHE)
+RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS, DRAIN, CACHE, DEAD_PEER)
 # Two tiers. Streaming rules (SK1-SK4, SK9) hold for any app behind the proxy and decide the exit
 # code. App rules are about the kit's own app: its keep-alive (SK5), uvicorn's HTTP/1.1 only (SK6),
-# its /metrics route (SK7), its drain window (SK8). They fail the run when the app is streamkit
-# (`--app streamkit`, or a file under the kit's own infra/), otherwise they are notes.
+# its /metrics route (SK7), its drain window (SK8), its dead-peer budget (SK10). They fail the run
+# when the app is streamkit (`--app streamkit`, or a file under the kit's own infra/), otherwise
+# they are notes. SK10 is an app rule because what it judges against is the app's own setting
+# (DEAD_PEER_TIMEOUT, with the bound PING_INTERVAL + 2 x TCP_USER_TIMEOUT that relies on the app's
+# heartbeats), and because a proxy without the bound breaks no stream: every event still arrives,
+# and a client that vanished costs generation until the kernel gives up (tcp_retries2, ~15 min).
+# That cost is the kit's budget to keep; for another app it is a note to act on.
 STREAMING_RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, CACHE)
-APP_RULES = (KEEPALIVE, HTTP1, METRICS, DRAIN)
+APP_RULES = (KEEPALIVE, HTTP1, METRICS, DRAIN, DEAD_PEER)
 BY_NAME = {rule.name: rule for rule in (CONFIG, *RULES)}
 
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -76,6 +83,55 @@ def drain_too_short(value: float | None, drain: float, what: str) -> str | None:
     return (
         f"{what} is {shown}, shorter than the app's drain window ({show(drain)}): streams are cut at a deploy "
         "instead of ending with a terminal event"
+    )
+
+
+# SK10 (docs/timeouts.md "Dead peers"). A stream has data in flight within one ping interval of its
+# client vanishing; the kernel gives up once it stays unacknowledged TCP_USER_TIMEOUT, checked when
+# the backed-off retransmission timer fires: up to about twice that. So the bound on a vanished
+# client is PING_INTERVAL + 2 x TCP_USER_TIMEOUT, the formula the app uses on its own sockets
+# (app/sockets.py).
+DEAD_PEER_DOCS = "docs/timeouts.md#dead-peers"
+DEAD_PEER_UNBOUNDED = (
+    "a client whose network vanishes (no FIN, no RST) keeps its stream, and the model behind it, running "
+    "until Linux stops retransmitting (net.ipv4.tcp_retries2 = 15: about 15 min)"
+)
+# Formats whose config cannot set TCP_USER_TIMEOUT on the client side (their TCP keepalive probes
+# only idle connections, and a stream always has heartbeats in flight): SK10 is a note for them,
+# never a finding, and names the host setting that bounds it instead.
+DEAD_PEER_NOT_EXPRESSIBLE = {
+    "nginx": "nginx (`listen ... so_keepalive=` probes only idle connections)",
+    "caddy": "Caddy (`keepalive_interval` probes only idle connections)",
+    "traefik": "Traefik (Go's TCP keepalive probes only idle connections)",
+    "traefik-labels-toml": "Traefik (Go's TCP keepalive probes only idle connections)",
+}
+
+
+def dead_peer_user_timeout(ping: float, dead_peer: float) -> float:
+    """The TCP_USER_TIMEOUT (seconds) that bounds a vanished client at `dead_peer`, as the app sets it."""
+    return max(0.001, (dead_peer - ping) / 2)
+
+
+def dead_peer_too_long(user_timeout: float, ping: float, dead_peer: float, what: str) -> str | None:
+    """A client-side TCP_USER_TIMEOUT must bound a vanished client within the budget (0 = unchecked)."""
+    bound = ping + 2 * user_timeout
+    if dead_peer <= 0 or bound <= dead_peer:
+        return None
+    return (
+        f"{what} is {show(user_timeout)}: a client whose network vanishes is given up about {show(bound)} later "
+        f"(PING_INTERVAL + 2 × it), over the app's dead-peer budget ({show(dead_peer)}, DEAD_PEER_TIMEOUT)"
+    )
+
+
+def dead_peer_note(format_name: str) -> str | None:
+    """SK10's note for a format that cannot set the bound (None: the format can, or has no client side)."""
+    proxy = DEAD_PEER_NOT_EXPRESSIBLE.get(format_name)
+    if proxy is None:
+        return None
+    return (
+        f"{proxy} cannot set TCP_USER_TIMEOUT on its client connections: {DEAD_PEER_UNBOUNDED}. Bound it with the "
+        "host's (or the proxy pod's) `net.ipv4.tcp_retries2` (8: about 100 s), or put HAProxy (`tcp-ut`) or Envoy "
+        "(listener `socket_options`) at the edge"
     )
 
 

@@ -9,7 +9,7 @@ from types import ModuleType
 
 from streamkit.lint import caddy, envoy, haproxy, helm, k8s, kustomize, nginx, terraform, traefik, traefik_sources
 from streamkit.lint.findings import ERROR, NOTE, Budget, Finding
-from streamkit.lint.rules import CONFIG
+from streamkit.lint.rules import CONFIG, DEAD_PEER, DEAD_PEER_DOCS, Rule, dead_peer_note
 
 # Order matters: the first format whose detect() accepts a file owns it.
 FORMATS: tuple[ModuleType, ...] = (
@@ -33,13 +33,34 @@ KNOWN = (
 NOT_A_CONFIG = "not a config format streamkit lint reads"
 
 
+@dataclass(frozen=True)
+class FormatNote:
+    """A rule a format's config cannot express (SK10 on nginx, Caddy, Traefik): said once per format,
+    with what to do instead; never a finding (nothing in the files can be changed to satisfy it)."""
+
+    rule: Rule
+    format: str
+    message: str
+    docs: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rule": {"id": self.rule.id, "name": self.rule.name, "title": self.rule.title},
+            "format": self.format,
+            "message": self.message,
+            "docs": self.docs,
+        }
+
+
 @dataclass
 class Result:
-    """Findings, the files checked per format, and the files not checked with the reason."""
+    """Findings, the files checked per format, the files not checked with the reason, and the
+    rules some checked format cannot express."""
 
     findings: list[Finding] = field(default_factory=list)
     checked: dict[str, list[Path]] = field(default_factory=dict)
     not_checked: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[FormatNote] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Finding]:
@@ -112,6 +133,11 @@ def lint(paths: list[Path], budget: Budget, app: str = "auto") -> Result:
     result.not_checked += [(f.path, f.message) for f in result.errors]
     result.checked = {fmt.NAME: [p for p in files if str(p) not in unreadable] for fmt, files in checked.items()}
     result.checked = {name: files for name, files in result.checked.items() if files}
+    if budget.dead_peer > 0:
+        for name in result.checked:
+            message = dead_peer_note(name)
+            if message and all(note.message != message for note in result.notes):  # Traefik YAML + labels: once
+                result.notes.append(FormatNote(DEAD_PEER, name, message, DEAD_PEER_DOCS))
     return result
 
 

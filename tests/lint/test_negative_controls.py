@@ -31,6 +31,10 @@ NOT_APPLICABLE = {
     # on Cloudflare (Terraform) only so far.
     *((fmt, "drain") for fmt in ("nginx", "caddy", "envoy", "traefik", "haproxy")),
     *((fmt, "cache") for fmt in ("nginx", "caddy", "envoy", "traefik", "haproxy", "k8s")),
+    # Issue 16: SK10 dead-peer is a setting of HAProxy and Envoy only; nginx, Caddy and Traefik cannot
+    # express it (a note, tests/lint/test_dead_peer.py); Kubernetes and Terraform resources carry no
+    # client-side TCP option.
+    *((fmt, "dead-peer") for fmt in ("nginx", "caddy", "traefik", "k8s", "terraform")),
 }
 # The e2e suites' negative controls name the contract checks they fail (`# catches: a, b`); these
 # are the lint rules that cover each check. Checks with no entry (JSON *is* compressed, HTTP/2 at

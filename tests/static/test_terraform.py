@@ -1,7 +1,7 @@
 """Static proof of the Terraform modules and examples under infra/terraform.
 
 No cloud is touched. The budget rules live in `streamkit lint` alone (streamkit/lint/terraform.py,
-rules SK1-SK9); this file keeps only what lint cannot express. What is checked:
+rules SK1-SK10); this file keeps only what lint cannot express. What is checked:
 - every .tf file parses with lint's reader (python-hcl2);
 - lint finds nothing in every shipped config against the app's own defaults (app.settings.Settings),
   and follows the budget when it changes; its negative controls are tests/negative/lint/terraform/,
