@@ -36,27 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "example: streamkit lint /etc/nginx/sites-available --stream-path /v1/chat/completions"
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="config files or directories (searched recursively)")
-    parser.add_argument(
-        "--ping",
-        type=float,
-        default=defaults.ping_interval,
-        metavar="S",
-        help=f"the app's ping interval (default {defaults.ping_interval:g}, PING_INTERVAL)",
-    )
-    parser.add_argument(
-        "--max-stream",
-        type=float,
-        default=defaults.max_stream_seconds,
-        metavar="S",
-        help=f"the longest stream (default {defaults.max_stream_seconds:g}, MAX_STREAM_SECONDS)",
-    )
-    parser.add_argument(
-        "--keepalive",
-        type=float,
-        default=float(defaults.keepalive),
-        metavar="S",
-        help=f"the app's keep-alive (default {defaults.keepalive}, KEEPALIVE)",
-    )
+    _seconds(parser, "--ping", defaults.ping_interval, "the app's ping interval", "PING_INTERVAL")
+    _seconds(parser, "--max-stream", defaults.max_stream_seconds, "the longest stream", "MAX_STREAM_SECONDS")
+    _seconds(parser, "--keepalive", float(defaults.keepalive), "the app's keep-alive", "KEEPALIVE")
     parser.add_argument(
         "--stream-path",
         action="append",
@@ -71,22 +53,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the app behind the proxy: streamkit turns the app rules (SK5-SK8, SK10) from notes into findings "
         "(default auto: streamkit for files under the kit's own infra/)",
     )
-    parser.add_argument(
-        "--drain",
-        type=float,
-        default=defaults.drain_seconds,
-        metavar="S",
-        help=f"the app's drain window (default {defaults.drain_seconds:g}, DRAIN_SECONDS; 0 skips SK8)",
-    )
-    parser.add_argument(
-        "--dead-peer",
-        type=float,
-        default=defaults.dead_peer_budget,
-        metavar="S",
-        help=f"the app's dead-peer budget: a vanished client given up within it (default "
-        f"{defaults.dead_peer_budget:g}, DEAD_PEER_TIMEOUT; 0 skips SK10)",
-    )
+    _seconds(parser, "--drain", defaults.drain_seconds, "the app's drain window", "DRAIN_SECONDS; 0 skips SK8")
+    what = "the app's dead-peer budget: a vanished client given up within it"
+    _seconds(parser, "--dead-peer", defaults.dead_peer_budget, what, "DEAD_PEER_TIMEOUT; 0 skips SK10")
     parser.add_argument("--json", action="store_true", help="print findings as JSON")
+
+
+def _seconds(parser: argparse.ArgumentParser, flag: str, default: float, what: str, setting: str) -> None:
+    """An option for one of the app's timings (seconds) a config is judged against; its default is
+    the app's own (app/settings.py), named by its setting."""
+    parser.add_argument(flag, type=float, default=default, metavar="S", help=f"{what} (default {default:g}, {setting})")
 
 
 def run(args: argparse.Namespace) -> int:
