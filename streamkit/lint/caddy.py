@@ -14,24 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streamkit.lint import rules
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
-from streamkit.lint.rules import (
-    BELOW_APP_KEEPALIVE,
-    BUFFERING,
-    COMPRESSION,
-    HTTP1,
-    IDLE_TIMEOUT,
-    KEEPALIVE,
-    METRICS,
-    METRICS_PATH,
-    SSE_MEDIA_TYPE,
-    TOTAL_TIMEOUT,
-    idle_too_short,
-    pool_too_long,
-    regex_matches,
-    total_too_short,
-)
 from streamkit.lint.tools import find_tool
 
 NAME = "caddy"
@@ -111,7 +96,7 @@ def _match_set(matcher: Json, path: str) -> bool | None:
         if key == "path":
             hit = any(fnmatch.fnmatchcase(path.lower(), p.lower()) for p in value)
         elif key == "path_regexp":
-            hit = regex_matches(value.get("pattern", ""), path)
+            hit = rules.regex_matches(value.get("pattern", ""), path)
         elif key == "not":
             inner = _match_any(value, path)
             hit = None if inner is None else not inner
@@ -162,11 +147,13 @@ def _check_server(server: Json, report: Report, lines: _Lines, budget: Budget) -
     # `write` caps the whole response (Go's WriteTimeout). `read_body` (Go's ReadTimeout) only
     # bounds reading the request: an 8 s stream passed `read_body 3s` and was cut by `write 3s`
     # (measured with Caddy 2.11.7; Traefik 3.7.15's readTimeout/writeTimeout behave the same).
-    problem = total_too_short(seconds(server.get("write_timeout"), "ns"), budget.max_stream, "server timeouts write")
+    problem = rules.total_too_short(
+        seconds(server.get("write_timeout"), "ns"), budget.max_stream, "server timeouts write"
+    )
     if problem:
         report.add(
             lines.find("write"),
-            TOTAL_TIMEOUT,
+            rules.TOTAL_TIMEOUT,
             problem + " (it bounds writing the whole response)",
             "remove `write` from the global `servers { timeouts { } }` block",
             DOCS_OPTIONS,
@@ -180,14 +167,14 @@ def _check_server(server: Json, report: Report, lines: _Lines, budget: Budget) -
             _check_proxy(handler, report, lines, lines.next("reverse_proxy"), budget)
     if (
         any(h.get("handler") == "reverse_proxy" for h in _handlers(routes))
-        and route_for(routes, METRICS_PATH) == "proxy"
+        and route_for(routes, rules.METRICS_PATH) == "proxy"
     ):
         report.add(
             lines.find("reverse_proxy"),
-            METRICS,
-            f"{METRICS_PATH} reaches reverse_proxy, so anyone can read it",
-            f"add `respond {METRICS_PATH} 404` (or a `handle {METRICS_PATH}` with a remote_ip matcher) before "
-            "reverse_proxy",
+            rules.METRICS,
+            f"{rules.METRICS_PATH} reaches reverse_proxy, so anyone can read it",
+            f"add `respond {rules.METRICS_PATH} 404` (or a `handle {rules.METRICS_PATH}` with a remote_ip matcher) "
+            "before reverse_proxy",
             "https://caddyserver.com/docs/caddyfile/directives/respond",
         )
 
@@ -195,12 +182,12 @@ def _check_server(server: Json, report: Report, lines: _Lines, budget: Budget) -
 def _check_encode(handler: Json, report: Report, line: int) -> None:
     types = (handler.get("match") or {}).get("headers", {}).get("Content-Type") if handler.get("match") else None
     patterns = DEFAULT_ENCODE_TYPES if types is None else tuple(types)
-    hit = [p for p in patterns if fnmatch.fnmatchcase(SSE_MEDIA_TYPE, p)]
+    hit = [p for p in patterns if fnmatch.fnmatchcase(rules.SSE_MEDIA_TYPE, p)]
     if hit:
         report.add(
             line,
-            COMPRESSION,
-            f"encode compresses {SSE_MEDIA_TYPE} (matched by {', '.join(hit)}"
+            rules.COMPRESSION,
+            f"encode compresses {rules.SSE_MEDIA_TYPE} (matched by {', '.join(hit)}"
             + (", the default match list" if types is None else "")
             + "); Caddy ≤ 2.11.4 also holds the headers back",
             "give encode an explicit `match { header Content-Type ... }` allow-list without text/*",
@@ -212,18 +199,18 @@ def _check_proxy(handler: Json, report: Report, lines: _Lines, line: int, budget
     if handler.get("response_buffers"):
         report.add(
             lines.find("response_buffers", line - 1),
-            BUFFERING,
+            rules.BUFFERING,
             "reverse_proxy response_buffers makes Caddy buffer responses",
             "remove `response_buffers`",
             f"{DOCS_PROXY}#response_buffers",
         )
     transport = handler.get("transport") or {}
     read = seconds(transport.get("read_timeout"), "ns")
-    problem = idle_too_short(read, budget.ping, "transport read_timeout")
+    problem = rules.idle_too_short(read, budget.ping, "transport read_timeout")
     if problem:
         report.add(
             lines.find("read_timeout", line - 1),
-            IDLE_TIMEOUT,
+            rules.IDLE_TIMEOUT,
             problem,
             "raise `read_timeout` (or remove it: no limit by default)",
             f"{DOCS_PROXY}#read_timeout",
@@ -232,22 +219,22 @@ def _check_proxy(handler: Json, report: Report, lines: _Lines, line: int, budget
     if keep_alive.get("enabled", True) is not False:
         value = seconds(keep_alive.get("idle_timeout"), "ns")
         what = "transport keepalive" + ("" if value is not None else " (default 2 min)")
-        problem = pool_too_long(
+        problem = rules.pool_too_long(
             value if value is not None else DEFAULT_KEEPALIVE, budget.keepalive, budget.keepalive_source, what
         )
         if problem:
             report.add(
                 lines.find("keepalive", line - 1) if value is not None else line,
-                KEEPALIVE,
+                rules.KEEPALIVE,
                 problem,
-                "set `transport http { keepalive 60s }`" + BELOW_APP_KEEPALIVE,
+                "set `transport http { keepalive 60s }`" + rules.BELOW_APP_KEEPALIVE,
                 f"{DOCS_PROXY}#keepalive",
             )
     versions = [str(v) for v in transport.get("versions", [])]
     if "h2c" in versions or "3" in versions:
         report.add(
             lines.find("versions", line - 1),
-            HTTP1,
+            rules.HTTP1,
             f"transport versions {' '.join(versions)}: uvicorn speaks HTTP/1.1 only (no h2c)",
             "use a plain `http://` upstream with `transport http { versions 1.1 }`",
             f"{DOCS_PROXY}#versions",

@@ -12,30 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from streamkit.lint import rules
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
-from streamkit.lint.rules import (
-    BELOW_APP_KEEPALIVE,
-    BUFFERING,
-    COMPRESSION,
-    DEAD_PEER,
-    DEAD_PEER_DOCS,
-    DEAD_PEER_UNBOUNDED,
-    HTTP1,
-    IDLE_TIMEOUT,
-    KEEPALIVE,
-    METRICS,
-    METRICS_PATH,
-    SSE_MEDIA_TYPE,
-    TOTAL_TIMEOUT,
-    dead_peer_too_long,
-    dead_peer_user_timeout,
-    idle_too_short,
-    pool_too_long,
-    prefix_matches,
-    regex_matches,
-    total_too_short,
-)
 from streamkit.lint.yamlsource import LineDict, dig, line_at, load_documents, mappings
 
 NAME = "envoy"
@@ -77,13 +56,13 @@ def _managers(doc: LineDict) -> Iterator[LineDict]:
 
 def _route_match(match: LineDict, path: str) -> bool | None:
     if "prefix" in match:
-        hit = prefix_matches(str(match["prefix"]), path)
+        hit = rules.prefix_matches(str(match["prefix"]), path)
     elif "path" in match:
         hit = path == match["path"]
     elif "path_separated_prefix" in match:
-        hit = prefix_matches(str(match["path_separated_prefix"]), path, elementwise=True)
+        hit = rules.prefix_matches(str(match["path_separated_prefix"]), path, elementwise=True)
     elif "safe_regex" in match:
-        hit = regex_matches(f"^(?:{dig(match, 'safe_regex', 'regex')})$", path)
+        hit = rules.regex_matches(f"^(?:{dig(match, 'safe_regex', 'regex')})$", path)
     else:
         return None
     if hit and (match.get("headers") or match.get("query_parameters")):
@@ -109,11 +88,11 @@ class _Checker:
 
     def manager(self, hcm: LineDict) -> None:
         idle = seconds(hcm.get("stream_idle_timeout", DEFAULT_STREAM_IDLE))
-        problem = idle_too_short(idle, self.budget.ping, "HTTP connection manager stream_idle_timeout")
+        problem = rules.idle_too_short(idle, self.budget.ping, "HTTP connection manager stream_idle_timeout")
         if problem:
             self.report.add(
                 line_at(hcm, "stream_idle_timeout"),
-                IDLE_TIMEOUT,
+                rules.IDLE_TIMEOUT,
                 problem,
                 "raise `stream_idle_timeout` (e.g. 300s)",
                 f"{DOCS_HCM}#stream_idle_timeout",
@@ -129,12 +108,12 @@ class _Checker:
         if "compressor" not in str(flt.get("name", "")) + str(dig(config, "@type")) or not isinstance(config, dict):
             return
         types = dig(config, "response_direction_config", "common_config", "content_type") or config.get("content_type")
-        if types and SSE_MEDIA_TYPE in types:
+        if types and rules.SSE_MEDIA_TYPE in types:
             self.report.add(
                 getattr(types, "line", flt.line),
-                COMPRESSION,
-                f"the compressor filter lists {SSE_MEDIA_TYPE} in content_type",
-                f"remove {SSE_MEDIA_TYPE} from content_type (Envoy's default list omits it)",
+                rules.COMPRESSION,
+                f"the compressor filter lists {rules.SSE_MEDIA_TYPE} in content_type",
+                f"remove {rules.SSE_MEDIA_TYPE} from content_type (Envoy's default list omits it)",
                 DOCS_COMPRESSOR,
             )
 
@@ -148,7 +127,7 @@ class _Checker:
         if "lua" in kind and "envoy_on_response" in source and re.search(r":body\(", source):
             self.report.add(
                 flt.line,
-                BUFFERING,
+                rules.BUFFERING,
                 "a Lua filter reads the response body (`:body()`): Envoy buffers the whole response before "
                 "the filter returns, so the headers and every event wait for the end of the stream",
                 "read the body with `:bodyChunks()` (streams), or scope the filter away from the streaming routes "
@@ -169,7 +148,7 @@ class _Checker:
             where = f"route {dict(match)}"
             self.report.route = where
             timeout = seconds(action.get("timeout", DEFAULT_ROUTE_TIMEOUT))
-            problem = total_too_short(
+            problem = rules.total_too_short(
                 timeout,
                 self.budget.max_stream,
                 f"{where} timeout" + ("" if "timeout" in action else " (unset: Envoy's 15 s)"),
@@ -177,26 +156,28 @@ class _Checker:
             if problem:
                 self.report.add(
                     line_at(action, "timeout"),
-                    TOTAL_TIMEOUT,
+                    rules.TOTAL_TIMEOUT,
                     problem + "; the route timeout is a TOTAL deadline that resets streams after headers were sent",
                     "set `timeout: 0s` on the route (and keep an idle guard: `idle_timeout: 120s`)",
                     f"{DOCS_ROUTE}#envoy-v3-api-field-config-route-v3-routeaction-timeout",
                 )
-            problem = idle_too_short(seconds(action.get("idle_timeout")), self.budget.ping, f"{where} idle_timeout")
+            problem = rules.idle_too_short(
+                seconds(action.get("idle_timeout")), self.budget.ping, f"{where} idle_timeout"
+            )
             if problem:
                 self.report.add(
                     line_at(action, "idle_timeout"),
-                    IDLE_TIMEOUT,
+                    rules.IDLE_TIMEOUT,
                     problem,
                     "raise `idle_timeout`",
                     f"{DOCS_ROUTE}#envoy-v3-api-field-config-route-v3-routeaction-idle-timeout",
                 )
             cap = seconds(dig(action, "max_stream_duration", "max_stream_duration"))
-            problem = total_too_short(cap, self.budget.max_stream, f"{where} max_stream_duration")
+            problem = rules.total_too_short(cap, self.budget.max_stream, f"{where} max_stream_duration")
             if problem:
                 self.report.add(
                     line_at(action, "max_stream_duration"),
-                    TOTAL_TIMEOUT,
+                    rules.TOTAL_TIMEOUT,
                     problem,
                     "raise or remove max_stream_duration",
                     f"{DOCS_ROUTE}#config-route-v3-routeaction",
@@ -204,15 +185,16 @@ class _Checker:
         self.report.route = ""
         for route in routes:
             match = route.get("match")
-            verdict = _route_match(match, METRICS_PATH) if isinstance(match, LineDict) else False
+            verdict = _route_match(match, rules.METRICS_PATH) if isinstance(match, LineDict) else False
             if verdict is False:
                 continue
             if verdict and "route" in route:
                 self.report.add(
                     route.line,
-                    METRICS,
-                    f"route {dict(match or {})} forwards {METRICS_PATH} to the app, so anyone can read it",
-                    f"add a route before it: `match: {{path: {METRICS_PATH}}}` with `direct_response: {{status: 404}}`",
+                    rules.METRICS,
+                    f"route {dict(match or {})} forwards {rules.METRICS_PATH} to the app, so anyone can read it",
+                    f"add a route before it: `match: {{path: {rules.METRICS_PATH}}}` with "
+                    "`direct_response: {status: 404}`",
                     f"{DOCS_ROUTE}#config-route-v3-route",
                 )
                 return
@@ -224,7 +206,7 @@ class _Checker:
         common = dig(options, "common_http_protocol_options") or cluster.get("common_http_protocol_options")
         idle = seconds(dig(common, "idle_timeout"))
         what = f"cluster {cluster.get('name')} upstream idle_timeout" + ("" if idle is not None else " (default 1 h)")
-        problem = pool_too_long(
+        problem = rules.pool_too_long(
             idle if idle is not None else DEFAULT_UPSTREAM_IDLE,
             self.budget.keepalive,
             self.budget.keepalive_source,
@@ -233,9 +215,10 @@ class _Checker:
         if problem:
             self.report.add(
                 line_at(common, "idle_timeout") if common else cluster.line,
-                KEEPALIVE,
+                rules.KEEPALIVE,
                 problem,
-                "set HttpProtocolOptions `common_http_protocol_options: {idle_timeout: 60s}`" + BELOW_APP_KEEPALIVE,
+                "set HttpProtocolOptions `common_http_protocol_options: {idle_timeout: 60s}`"
+                + rules.BELOW_APP_KEEPALIVE,
                 f"{DOCS_PROTOCOL}#extensions-upstreams-http-v3-httpprotocoloptions",
             )
         explicit = dig(options, "explicit_http_config") or {}
@@ -246,7 +229,7 @@ class _Checker:
         ):
             self.report.add(
                 line_at(options or cluster, "explicit_http_config"),
-                HTTP1,
+                rules.HTTP1,
                 f"cluster {cluster.get('name')} may speak HTTP/2 upstream; uvicorn speaks HTTP/1.1 only",
                 "use `explicit_http_config: {http_protocol_options: {}}`",
                 DOCS_PROTOCOL,
@@ -277,16 +260,17 @@ def _check_listener(listener: LineDict, report: Report, budget: Budget) -> None:
         for option in mappings(listener.get("socket_options"))
         if _as_int(option.get("level")) == IPPROTO_TCP and _as_int(option.get("name")) == TCP_USER_TIMEOUT
     ]
-    suggested = round(dead_peer_user_timeout(budget.ping, budget.dead_peer) * 1000)
+    suggested = round(rules.dead_peer_user_timeout(budget.ping, budget.dead_peer) * 1000)
     fix = (
         "add to the listener `socket_options: [{description: TCP_USER_TIMEOUT, level: 6, name: 18, "
-        f"int_value: {suggested}, state: STATE_LISTENING}}]` (milliseconds; see {DEAD_PEER_DOCS})"
+        f"int_value: {suggested}, state: STATE_LISTENING}}]` (milliseconds; see {rules.DEAD_PEER_DOCS})"
     )
     if not options:
         report.add(
             line_at(listener, "socket_options") if "socket_options" in listener else listener.line,
-            DEAD_PEER,
-            f"listener {name} sets no TCP_USER_TIMEOUT (`socket_options` level 6, name 18): {DEAD_PEER_UNBOUNDED}",
+            rules.DEAD_PEER,
+            f"listener {name} sets no TCP_USER_TIMEOUT (`socket_options` level 6, name 18): "
+            + rules.DEAD_PEER_UNBOUNDED,
             fix,
             DOCS_SOCKET_OPTION,
         )
@@ -296,19 +280,23 @@ def _check_listener(listener: LineDict, report: Report, budget: Budget) -> None:
     if value is None or value <= 0:
         report.add(
             line_at(option, "int_value"),
-            DEAD_PEER,
+            rules.DEAD_PEER,
             f"listener {name}: the TCP_USER_TIMEOUT socket option has no positive `int_value` (milliseconds), so it "
-            f"is off: {DEAD_PEER_UNBOUNDED}",
+            f"is off: {rules.DEAD_PEER_UNBOUNDED}",
             fix,
             DOCS_SOCKET_OPTION,
         )
         return
-    problem = dead_peer_too_long(
+    problem = rules.dead_peer_too_long(
         value / 1000, budget.ping, budget.dead_peer, f"listener {name} TCP_USER_TIMEOUT socket option"
     )
     if problem:
         report.add(
-            line_at(option, "int_value"), DEAD_PEER, problem, f"lower `int_value` to {suggested}", DOCS_SOCKET_OPTION
+            line_at(option, "int_value"),
+            rules.DEAD_PEER,
+            problem,
+            f"lower `int_value` to {suggested}",
+            DOCS_SOCKET_OPTION,
         )
 
 

@@ -13,25 +13,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamkit.lint import rules
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
-from streamkit.lint.rules import (
-    BUFFERING,
-    COMPRESSION,
-    DEAD_PEER,
-    DEAD_PEER_DOCS,
-    DEAD_PEER_UNBOUNDED,
-    HTTP1,
-    IDLE_TIMEOUT,
-    KEEPALIVE,
-    METRICS,
-    METRICS_PATH,
-    SSE_MEDIA_TYPE,
-    dead_peer_too_long,
-    dead_peer_user_timeout,
-    idle_too_short,
-    pool_too_long,
-)
 
 NAME = "haproxy"
 DOCS = "https://docs.haproxy.org/dev/configuration.html"
@@ -113,21 +97,21 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
                 line=line.number,
             )
             continue
-        problem = idle_too_short(value, budget.ping, f"{where}: timeout {side}")
+        problem = rules.idle_too_short(value, budget.ping, f"{where}: timeout {side}")
         if problem and line:
             report.add(
                 line.number,
-                IDLE_TIMEOUT,
+                rules.IDLE_TIMEOUT,
                 problem + " (an inactivity timeout)",
                 f"raise it, e.g. `timeout {side} 1h` (timeout tunnel does not apply to SSE)",
                 f"{DOCS}#4-timeout%20{side}",
             )
     for line in section.all("http-response", "wait-for-body"):
-        if SSE_MEDIA_TYPE in " ".join(line.words):
+        if rules.SSE_MEDIA_TYPE in " ".join(line.words):
             continue  # its condition names event streams (to leave them out)
         report.add(
             line.number,
-            BUFFERING,
+            rules.BUFFERING,
             f"{where}: `http-response wait-for-body` holds the response until its body is complete (or the "
             "time runs out): the headers and every event wait",
             "remove it, or apply it only to non-streaming responses "
@@ -138,15 +122,15 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
     if algo is not None:
         types = section.find("compression", "type") or section.find("compression", "type-res")
         listed = types.words[2:] if types else []
-        if types is None or SSE_MEDIA_TYPE in listed:
+        if types is None or rules.SSE_MEDIA_TYPE in listed:
             report.add(
                 (types or algo).number,
-                COMPRESSION,
+                rules.COMPRESSION,
                 f"{where}: compression "
                 + (
-                    f"type lists {SSE_MEDIA_TYPE}"
+                    f"type lists {rules.SSE_MEDIA_TYPE}"
                     if types
-                    else f"without `compression type` compresses every type, {SSE_MEDIA_TYPE} included"
+                    else f"without `compression type` compresses every type, {rules.SSE_MEDIA_TYPE} included"
                 ),
                 "add `compression type text/html text/plain application/json` (no text/event-stream)",
                 f"{DOCS}#4-compression",
@@ -156,18 +140,20 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
         if _option(words, "proto") == "h2" or "h2" in _option(words, "alpn").split(","):
             report.add(
                 line.number,
-                HTTP1,
+                rules.HTTP1,
                 f"{where}: server line asks for HTTP/2; uvicorn speaks HTTP/1.1 only",
                 "remove `proto h2` / `alpn h2` from the server line",
                 f"{DOCS}#5.2-proto",
             )
         if _option(words, "pool-purge-delay"):
             value = seconds(_option(words, "pool-purge-delay"), "ms")
-            problem = pool_too_long(value, budget.keepalive, budget.keepalive_source, f"{where}: pool-purge-delay")
+            problem = rules.pool_too_long(
+                value, budget.keepalive, budget.keepalive_source, f"{where}: pool-purge-delay"
+            )
             if problem:
                 report.add(
                     line.number,
-                    KEEPALIVE,
+                    rules.KEEPALIVE,
                     problem,
                     f"keep `pool-purge-delay` at its default ({DEFAULT_PURGE_DELAY:g}s) or below the app's keep-alive",
                     f"{DOCS}#5.2-pool-purge-delay",
@@ -177,9 +163,9 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
     if section.kind in ("frontend", "listen") and _forwards(section) and not _guards_metrics(section, acls_by_name):
         report.add(
             section.line,
-            METRICS,
-            f"{where} forwards every path, {METRICS_PATH} included, to the app",
-            f"add `http-request deny if {{ path_beg {METRICS_PATH} }}` (or allow only your Prometheus)",
+            rules.METRICS,
+            f"{where} forwards every path, {rules.METRICS_PATH} included, to the app",
+            f"add `http-request deny if {{ path_beg {rules.METRICS_PATH} }}` (or allow only your Prometheus)",
             f"{DOCS}#4.2-http-request%20deny",
         )
 
@@ -188,7 +174,7 @@ def _check_binds(section: Section, report: Report, budget: Budget, where: str) -
     """SK10: every client-facing TCP `bind` sets `tcp-ut`, short enough for the dead-peer budget."""
     if budget.dead_peer <= 0:
         return
-    suggested = f"tcp-ut {round(dead_peer_user_timeout(budget.ping, budget.dead_peer) * 1000)}ms"
+    suggested = f"tcp-ut {round(rules.dead_peer_user_timeout(budget.ping, budget.dead_peer) * 1000)}ms"
     for line in section.all("bind"):
         address = line.words[1] if len(line.words) > 1 else ""
         if address.startswith(NOT_TCP_BINDS):
@@ -206,15 +192,15 @@ def _check_binds(section: Section, report: Report, budget: Budget, where: str) -
         if value <= 0:  # absent, or 0 (the kernel's default: off)
             report.add(
                 line.number,
-                DEAD_PEER,
-                f"{where}: `bind {address}` has no `tcp-ut`: {DEAD_PEER_UNBOUNDED}",
-                f"add `{suggested}` to the bind line (TCP_USER_TIMEOUT; see {DEAD_PEER_DOCS})",
+                rules.DEAD_PEER,
+                f"{where}: `bind {address}` has no `tcp-ut`: {rules.DEAD_PEER_UNBOUNDED}",
+                f"add `{suggested}` to the bind line (TCP_USER_TIMEOUT; see {rules.DEAD_PEER_DOCS})",
                 docs,
             )
             continue
-        problem = dead_peer_too_long(value, budget.ping, budget.dead_peer, f"{where}: `bind {address}` tcp-ut")
+        problem = rules.dead_peer_too_long(value, budget.ping, budget.dead_peer, f"{where}: `bind {address}` tcp-ut")
         if problem:
-            report.add(line.number, DEAD_PEER, problem, f"lower it, e.g. `{suggested}`", docs)
+            report.add(line.number, rules.DEAD_PEER, problem, f"lower it, e.g. `{suggested}`", docs)
 
 
 def _option(words: list[str], name: str) -> str:
@@ -232,7 +218,7 @@ def _guards_metrics(section: Section, acls: dict[str, bool]) -> bool:
     local = dict(acls)
     for line in section.all("acl"):
         if len(line.words) > 1:
-            local[line.words[1]] = METRICS_PATH in " ".join(line.words[2:])
+            local[line.words[1]] = rules.METRICS_PATH in " ".join(line.words[2:])
     for line in section.lines:
         words = line.words
         if (
@@ -241,10 +227,10 @@ def _guards_metrics(section: Section, acls: dict[str, bool]) -> bool:
             and words[1] in ("deny", "return", "tarpit", "silent-drop", "reject")
         ):
             condition = " ".join(words[2:])
-            if METRICS_PATH in condition or any(local.get(w.lstrip("!")) for w in words[2:]):
+            if rules.METRICS_PATH in condition or any(local.get(w.lstrip("!")) for w in words[2:]):
                 return True
         if words[:1] == ["use_backend"] and (
-            METRICS_PATH in " ".join(words) or any(local.get(w.lstrip("!")) for w in words[2:])
+            rules.METRICS_PATH in " ".join(words) or any(local.get(w.lstrip("!")) for w in words[2:])
         ):
             return True
     return False

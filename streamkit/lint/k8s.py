@@ -13,27 +13,10 @@ from typing import Any
 
 import yaml
 
+from streamkit.lint import rules
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
 from streamkit.lint.migration import migration_hint
-from streamkit.lint.rules import (
-    BELOW_APP_KEEPALIVE,
-    BUFFERING,
-    COMPRESSION,
-    DRAIN,
-    HTTP1,
-    IDLE_TIMEOUT,
-    KEEPALIVE,
-    METRICS,
-    METRICS_PATH,
-    SSE_MEDIA_TYPE,
-    TOTAL_TIMEOUT,
-    idle_too_short,
-    pool_too_long,
-    prefix_matches,
-    regex_matches,
-    total_too_short,
-)
 from streamkit.lint.yamlsource import LineDict, dig, line_at, load_documents, mappings
 
 NAME = "kubernetes"
@@ -105,7 +88,7 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
     if str(notes.get(NGINX + "proxy-buffering", "off")) != "off":
         report.add(
             at("proxy-buffering"),
-            BUFFERING,
+            rules.BUFFERING,
             f"{doc.name}: proxy-buffering is on",
             f'set `{NGINX}proxy-buffering: "off"` (ingress-nginx default)',
             f"{DOCS_INGRESS}#proxy-buffering",
@@ -114,17 +97,21 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
     # only covers sending the request, so pings do not concern it).
     read = NGINX + "proxy-read-timeout"
     what = f"{doc.name}: proxy-read-timeout" + ("" if read in notes else " (default 60 s)")
-    problem = idle_too_short(seconds(notes.get(read, "60")), budget.ping, what)
+    problem = rules.idle_too_short(seconds(notes.get(read, "60")), budget.ping, what)
     if problem:
         report.add(
-            at("proxy-read-timeout"), IDLE_TIMEOUT, problem, f'set `{read}: "3600"`', f"{DOCS_INGRESS}#custom-timeouts"
+            at("proxy-read-timeout"),
+            rules.IDLE_TIMEOUT,
+            problem,
+            f'set `{read}: "3600"`',
+            f"{DOCS_INGRESS}#custom-timeouts",
         )
     protocol = str(notes.get(NGINX + "backend-protocol", "HTTP")).upper()
     version = str(notes.get(NGINX + "proxy-http-version", "1.1"))
     if protocol in ("GRPC", "GRPCS", "H2C") or version != "1.1":
         report.add(
             at("backend-protocol" if protocol != "HTTP" else "proxy-http-version"),
-            HTTP1,
+            rules.HTTP1,
             f"{doc.name}: backend-protocol {protocol}, proxy-http-version {version}; uvicorn speaks HTTP/1.1",
             f'use `{NGINX}backend-protocol: "HTTP"` and proxy-http-version "1.1"',
             f"{DOCS_INGRESS}#backend-protocol",
@@ -132,12 +119,16 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
     for rule in mappings(dig(doc.body, "spec", "rules")):
         for item in mappings(dig(rule, "http", "paths")):
             path, kind = str(item.get("path", "/")), item.get("pathType", "Prefix")
-            hit = path == METRICS_PATH if kind == "Exact" else prefix_matches(path, METRICS_PATH, elementwise=True)
+            hit = (
+                path == rules.METRICS_PATH
+                if kind == "Exact"
+                else rules.prefix_matches(path, rules.METRICS_PATH, elementwise=True)
+            )
             if hit:
                 report.add(
                     item.line,
-                    METRICS,
-                    f"{doc.name}: path {path} ({kind}) publishes {METRICS_PATH}",
+                    rules.METRICS,
+                    f"{doc.name}: path {path} ({kind}) publishes {rules.METRICS_PATH}",
                     "route only the API paths (/v1/, /healthz) and scrape /metrics inside the cluster",
                     "https://kubernetes.io/docs/concepts/services-networking/ingress/#path-types",
                 )
@@ -160,37 +151,41 @@ def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
     ):
         return
     value = seconds(data.get("upstream-keepalive-timeout", INGRESS_NGINX_POOL))
-    problem = pool_too_long(value, budget.keepalive, budget.keepalive_source, f"{doc.name}: upstream-keepalive-timeout")
+    problem = rules.pool_too_long(
+        value, budget.keepalive, budget.keepalive_source, f"{doc.name}: upstream-keepalive-timeout"
+    )
     if problem:
         report.add(
             data.line_of("upstream-keepalive-timeout"),
-            KEEPALIVE,
+            rules.KEEPALIVE,
             problem,
-            "lower upstream-keepalive-timeout" + BELOW_APP_KEEPALIVE,
+            "lower upstream-keepalive-timeout" + rules.BELOW_APP_KEEPALIVE,
             f"{DOCS_CONFIGMAP}#upstream-keepalive-timeout",
         )
-    if str(data.get("use-gzip", "false")) == "true" and SSE_MEDIA_TYPE in str(data.get("gzip-types", "")):
+    if str(data.get("use-gzip", "false")) == "true" and rules.SSE_MEDIA_TYPE in str(data.get("gzip-types", "")):
         report.add(
             data.line_of("gzip-types"),
-            COMPRESSION,
-            f"{doc.name}: gzip-types lists {SSE_MEDIA_TYPE}",
-            f"drop {SSE_MEDIA_TYPE} from gzip-types",
+            rules.COMPRESSION,
+            f"{doc.name}: gzip-types lists {rules.SSE_MEDIA_TYPE}",
+            f"drop {rules.SSE_MEDIA_TYPE} from gzip-types",
             f"{DOCS_CONFIGMAP}#gzip-types",
         )
     if str(data.get("proxy-buffering", "off")) != "off":
         report.add(
             data.line_of("proxy-buffering"),
-            BUFFERING,
+            rules.BUFFERING,
             f"{doc.name}: proxy-buffering is {data.get('proxy-buffering')} for every Ingress of this controller "
             "that does not set the annotation",
             f'set `proxy-buffering: "off"` (the default), or `{NGINX}proxy-buffering: "off"` on streaming Ingresses',
             f"{DOCS_CONFIGMAP}#proxy-buffering",
         )
-    problem = idle_too_short(seconds(data.get("proxy-read-timeout")), budget.ping, f"{doc.name}: proxy-read-timeout")
+    problem = rules.idle_too_short(
+        seconds(data.get("proxy-read-timeout")), budget.ping, f"{doc.name}: proxy-read-timeout"
+    )
     if problem:
         report.add(
             data.line_of("proxy-read-timeout"),
-            IDLE_TIMEOUT,
+            rules.IDLE_TIMEOUT,
             problem,
             'set proxy-read-timeout: "3600"',
             f"{DOCS_CONFIGMAP}#proxy-read-timeout",
@@ -204,8 +199,8 @@ def _route_path_hit(match: Any, path: str) -> tuple[int, bool]:
     if kind == "Exact":
         return 10_000, value == path
     if kind == "RegularExpression":
-        return 5_000, regex_matches(value, path)
-    return len(value), prefix_matches(value, path, elementwise=True)
+        return 5_000, rules.regex_matches(value, path)
+    return len(value), rules.prefix_matches(value, path, elementwise=True)
 
 
 def route_paths(rule: LineDict) -> list[tuple[str, str]]:
@@ -233,24 +228,24 @@ def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
             what = f"{doc.name}: timeouts.{key}" + (
                 "" if key in timeouts else " (unset: Envoy Gateway leaves Envoy's 15 s total route timeout)"
             )
-            problem = total_too_short(value, budget.max_stream, what)
+            problem = rules.total_too_short(value, budget.max_stream, what)
             if problem:
                 on_route.add(
                     line_at(rule, "timeouts", key),
-                    TOTAL_TIMEOUT,
+                    rules.TOTAL_TIMEOUT,
                     problem + migration_hint(doc.body, key, value if key in timeouts else None),
                     f'set `timeouts: {{{key}: "0s"}}` and an idle guard (BackendTrafficPolicy streamIdleTimeout)',
                     DOCS_ROUTE,
                 )
         for match in mappings(rule.get("matches")) or [LineDict()]:
-            specificity, hit = _route_path_hit(match, METRICS_PATH)
+            specificity, hit = _route_path_hit(match, rules.METRICS_PATH)
             if hit and (best is None or specificity > best[0]):
                 best = (specificity, rule)
     if best is not None and best[1].get("backendRefs"):
         report.add(
             best[1].line,
-            METRICS,
-            f"{doc.name}: a rule forwards {METRICS_PATH} to the app",
+            rules.METRICS,
+            f"{doc.name}: a rule forwards {rules.METRICS_PATH} to the app",
             "match only the API paths (PathPrefix /v1/, Exact /healthz) and scrape /metrics in-cluster",
             "https://gateway-api.sigs.k8s.io/api-types/httproute/#matches",
         )
@@ -263,26 +258,34 @@ def _envoy_gateway_policy(doc: Doc, report: Report, budget: Budget) -> None:
         what = f"{doc.name}: timeout.http.connectionIdleTimeout" + (
             "" if "connectionIdleTimeout" in http else " (default 1 h)"
         )
-        problem = pool_too_long(value, budget.keepalive, budget.keepalive_source, what)
+        problem = rules.pool_too_long(value, budget.keepalive, budget.keepalive_source, what)
         if problem:
             report.add(
                 line_at(doc.body, "spec", "timeout", "http", "connectionIdleTimeout"),
-                KEEPALIVE,
+                rules.KEEPALIVE,
                 problem,
-                "set `timeout.http.connectionIdleTimeout: 60s`" + BELOW_APP_KEEPALIVE,
+                "set `timeout.http.connectionIdleTimeout: 60s`" + rules.BELOW_APP_KEEPALIVE,
                 f"{DOCS_EG}#httptimeout",
             )
         for key in ("requestTimeout", "maxStreamDuration"):
-            problem = total_too_short(seconds(http.get(key)), budget.max_stream, f"{doc.name}: timeout.http.{key}")
+            problem = rules.total_too_short(
+                seconds(http.get(key)), budget.max_stream, f"{doc.name}: timeout.http.{key}"
+            )
             if problem:
                 report.add(
-                    http.line_of(key), TOTAL_TIMEOUT, problem, f"set `{key}: 0s` or remove it", f"{DOCS_EG}#httptimeout"
+                    http.line_of(key),
+                    rules.TOTAL_TIMEOUT,
+                    problem,
+                    f"set `{key}: 0s` or remove it",
+                    f"{DOCS_EG}#httptimeout",
                 )
-    problem = idle_too_short(seconds(http.get("streamIdleTimeout")), budget.ping, f"{doc.name}: streamIdleTimeout")
+    problem = rules.idle_too_short(
+        seconds(http.get("streamIdleTimeout")), budget.ping, f"{doc.name}: streamIdleTimeout"
+    )
     if problem:
         report.add(
             http.line_of("streamIdleTimeout"),
-            IDLE_TIMEOUT,
+            rules.IDLE_TIMEOUT,
             problem,
             "raise streamIdleTimeout (e.g. 120s)",
             f"{DOCS_EG}#httptimeout",
@@ -292,13 +295,13 @@ def _envoy_gateway_policy(doc: Doc, report: Report, budget: Budget) -> None:
 def _gke(doc: Doc, report: Report, budget: Budget) -> None:
     keys = ("spec", "timeoutSec") if doc.kind == "BackendConfig" else ("spec", "default", "timeoutSec")
     value = seconds(dig(doc.body, *keys) or GKE_BACKEND_TIMEOUT)
-    problem = total_too_short(
+    problem = rules.total_too_short(
         value, budget.max_stream, f"{doc.name}: timeoutSec" + ("" if dig(doc.body, *keys) else " (default 30 s)")
     )
     if problem:
         report.add(
             line_at(doc.body, *keys),
-            TOTAL_TIMEOUT,
+            rules.TOTAL_TIMEOUT,
             problem + " (the backend service timeout is a total response time for HTTP)",
             "set timeoutSec to the longest stream (e.g. 3600)",
             DOCS_GKE,
@@ -331,7 +334,7 @@ def _deployment(doc: Doc, report: Report, budget: Budget) -> None:
         if grace <= needed:
             report.add(
                 pod.line_of("terminationGracePeriodSeconds") if "terminationGracePeriodSeconds" in pod else pod.line,
-                DRAIN,
+                rules.DRAIN,
                 f"{doc.name}: terminationGracePeriodSeconds ({grace:g} s) does not exceed preStop "
                 f"({_pre_stop_seconds(container):g} s) + gunicorn graceful_timeout (DRAIN_SECONDS {drain:g} + "
                 f"{GRACEFUL_MARGIN:g} s): the kubelet kills the app while streams are still draining",
@@ -358,7 +361,7 @@ def _stream_idle_guard(docs: list[Doc], reports: dict[Path, Report], budget: Bud
             if seconds(dig(rule, "timeouts", "request")) == 0:
                 reports[doc.path].add(
                     line_at(rule, "timeouts", "request"),
-                    IDLE_TIMEOUT,
+                    rules.IDLE_TIMEOUT,
                     f"{doc.name}: timeouts.request 0s also turns off Envoy's stream idle guard, and no "
                     "BackendTrafficPolicy on this route re-arms it: a stream whose upstream hangs never ends",
                     "add a BackendTrafficPolicy for this route with `timeout.http.streamIdleTimeout` "

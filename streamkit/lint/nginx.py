@@ -15,24 +15,9 @@ from typing import Any
 
 import crossplane
 
+from streamkit.lint import rules
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
-from streamkit.lint.rules import (
-    BELOW_APP_KEEPALIVE,
-    BUFFERING,
-    COMPRESSION,
-    HTTP1,
-    IDLE_TIMEOUT,
-    KEEPALIVE,
-    METRICS,
-    METRICS_PATH,
-    SSE_MEDIA_TYPE,
-    Rule,
-    idle_too_short,
-    pool_too_long,
-    prefix_matches,
-    regex_matches,
-)
 
 NAME = "nginx"
 DOCS = "https://nginx.org/en/docs/http/ngx_http_proxy_module.html"
@@ -113,10 +98,10 @@ def _location_matches(location: Directive, path: str) -> tuple[str, bool]:
     if modifier == "=":
         return "=", path == pattern
     if modifier in ("~", "~*"):
-        return "~", regex_matches(pattern, path, ignore_case=modifier == "~*")
+        return "~", rules.regex_matches(pattern, path, ignore_case=modifier == "~*")
     if modifier == "@":
         return "@", False
-    return modifier, prefix_matches(pattern, path)
+    return modifier, rules.prefix_matches(pattern, path)
 
 
 def select_location(scope: Scope, path: str) -> Scope | None:
@@ -185,7 +170,7 @@ class _Checker:
         self.report, self.budget, self.upstreams = report, budget, upstreams
         self.current = ""  # the route being checked
 
-    def add(self, d: Directive, rule: Rule, message: str, fix: str, anchor: str) -> None:
+    def add(self, d: Directive, rule: rules.Rule, message: str, fix: str, anchor: str) -> None:
         """A finding at directive `d` on the current route; `anchor` is a proxy-module directive or a
         full docs URL."""
         docs = anchor if anchor.startswith("https://") else f"{DOCS}#{anchor}"
@@ -197,23 +182,23 @@ class _Checker:
         if loc.value("proxy_buffering", "on") != "off":
             self.add(
                 buffering or loc.block,
-                BUFFERING,
+                rules.BUFFERING,
                 f"{where}: proxy_buffering is {'on' if buffering else 'not set (default: on)'}, so nginx holds events "
                 "back until its buffer fills, unless the app's `X-Accel-Buffering: no` header reaches it intact",
                 "add `proxy_buffering off;` to this location",
                 "proxy_buffering",
             )
         gzip_types = loc.value("gzip_types", "text/html").split()
-        if loc.value("gzip", "off") == "on" and (SSE_MEDIA_TYPE in gzip_types or "*" in gzip_types):
+        if loc.value("gzip", "off") == "on" and (rules.SSE_MEDIA_TYPE in gzip_types or "*" in gzip_types):
             self.add(
                 loc.find("gzip_types") or loc.block,
-                COMPRESSION,
-                f"{where}: gzip is on and gzip_types includes {SSE_MEDIA_TYPE}, so streams are compressed",
-                f"add `gzip off;` to this location (or drop {SSE_MEDIA_TYPE} from gzip_types)",
+                rules.COMPRESSION,
+                f"{where}: gzip is on and gzip_types includes {rules.SSE_MEDIA_TYPE}, so streams are compressed",
+                f"add `gzip off;` to this location (or drop {rules.SSE_MEDIA_TYPE} from gzip_types)",
                 "https://nginx.org/en/docs/http/ngx_http_gzip_module.html#gzip_types",
             )
         read = loc.find("proxy_read_timeout")
-        problem = idle_too_short(
+        problem = rules.idle_too_short(
             seconds(loc.value("proxy_read_timeout", "60s")),
             self.budget.ping,
             where + " proxy_read_timeout" + ("" if read else " (default 60 s)"),
@@ -221,7 +206,7 @@ class _Checker:
         if problem:
             self.add(
                 read or loc.block,
-                IDLE_TIMEOUT,
+                rules.IDLE_TIMEOUT,
                 problem,
                 "raise it, e.g. `proxy_read_timeout 3600s;` (it is the gap allowed between two reads)",
                 "proxy_read_timeout",
@@ -231,7 +216,7 @@ class _Checker:
         if value != "1.1":
             self.add(
                 version or loc.block,
-                HTTP1,
+                rules.HTTP1,
                 f"{where}: proxy_http_version is "
                 + (" ".join(version["args"]) if version else "not set (nginx uses 1.0 before 1.29.7)")
                 + "; uvicorn speaks HTTP/1.1 only"
@@ -248,26 +233,27 @@ class _Checker:
         timeout = up.find("keepalive_timeout")
         value = seconds(" ".join(timeout["args"])) if timeout else 60.0
         what = f"upstream {' '.join(up.block['args'])} keepalive_timeout" + ("" if timeout else " (default 60 s)")
-        problem = pool_too_long(value, self.budget.keepalive, self.budget.keepalive_source, what)
+        problem = rules.pool_too_long(value, self.budget.keepalive, self.budget.keepalive_source, what)
         if problem:
             self.report.add(
                 _line(timeout or up.block),
-                KEEPALIVE,
+                rules.KEEPALIVE,
                 problem,
-                "lower `keepalive_timeout` in the upstream block" + BELOW_APP_KEEPALIVE,
+                "lower `keepalive_timeout` in the upstream block" + rules.BELOW_APP_KEEPALIVE,
                 "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_timeout",
                 _file(timeout or up.block, self.report.path),
             )
 
     def metrics(self, server: Scope) -> None:
-        loc = select_location(server, METRICS_PATH)
+        loc = select_location(server, rules.METRICS_PATH)
         if loc is not None and _proxies(loc) and not _restricted(loc):
             self.current = route_name(loc)
             self.add(
                 loc.block,
-                METRICS,
-                f"location {' '.join(loc.block['args'])} forwards {METRICS_PATH} to the app, so anyone can read it",
-                f"add `location ^~ {METRICS_PATH} {{ deny all; }}` (or allow only your Prometheus' addresses)",
+                rules.METRICS,
+                f"location {' '.join(loc.block['args'])} forwards {rules.METRICS_PATH} to the app, "
+                "so anyone can read it",
+                f"add `location ^~ {rules.METRICS_PATH} {{ deny all; }}` (or allow only your Prometheus' addresses)",
                 "proxy_pass",
             )
 
@@ -375,7 +361,7 @@ def streaming_routes(server: Scope, proxied: list[Scope], stream_paths: tuple[st
         modifier, pattern = location_args(loc.block)
         regex = modifier in ("~", "~*")
         under = any(
-            regex_matches(pattern, path, ignore_case=modifier == "~*") if regex else pattern.startswith(path)
+            rules.regex_matches(pattern, path, ignore_case=modifier == "~*") if regex else pattern.startswith(path)
             for path in stream_paths
         )
         if under or any(loc.block is c.block for c in chosen):

@@ -13,25 +13,9 @@ from typing import Any
 
 import yaml
 
+from streamkit.lint import rules
 from streamkit.lint.durations import seconds
 from streamkit.lint.findings import Budget, Finding, Report
-from streamkit.lint.rules import (
-    BELOW_APP_KEEPALIVE,
-    BUFFERING,
-    COMPRESSION,
-    HTTP1,
-    IDLE_TIMEOUT,
-    KEEPALIVE,
-    METRICS,
-    METRICS_PATH,
-    SSE_MEDIA_TYPE,
-    TOTAL_TIMEOUT,
-    idle_too_short,
-    pool_too_long,
-    prefix_matches,
-    regex_matches,
-    total_too_short,
-)
 from streamkit.lint.yamlsource import LineDict, dig, line_at, load_documents, mappings
 
 NAME = "traefik"
@@ -57,9 +41,9 @@ def rule_matches(rule: str, path: str) -> bool:
     positives = []
     for negated, kind, value in _MATCHER.findall(rule):
         if kind == "PathRegexp":
-            hit = regex_matches(value, path)
+            hit = rules.regex_matches(value, path)
         elif kind == "PathPrefix":
-            hit = prefix_matches(value, path)
+            hit = rules.prefix_matches(value, path)
         else:
             hit = path == value
         if negated and hit:
@@ -106,22 +90,22 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
         # request: an 8 s stream passed `readTimeout: 3s` and was cut by `writeTimeout: 3s` (measured
         # with Traefik 3.7.15, GET and POST).
         value = seconds(dig(ep, "transport", "respondingTimeouts", "writeTimeout"))
-        problem = total_too_short(value, budget.max_stream, f"entryPoint {name} respondingTimeouts.writeTimeout")
+        problem = rules.total_too_short(value, budget.max_stream, f"entryPoint {name} respondingTimeouts.writeTimeout")
         if problem:
             reports[path].add(
                 line_at(ep, "transport", "respondingTimeouts", "writeTimeout"),
-                TOTAL_TIMEOUT,
+                rules.TOTAL_TIMEOUT,
                 problem + " (it bounds writing the whole response)",
                 "set `transport.respondingTimeouts.writeTimeout: 0s` on this entryPoint",
                 f"{DOCS}/reference/install-configuration/entrypoints/",
             )
     for name, (path, transport) in config.transports.items():
         read = seconds(dig(transport, "forwardingTimeouts", "readTimeout"))
-        problem = idle_too_short(read, budget.ping, f"serversTransport {name} forwardingTimeouts.readTimeout")
+        problem = rules.idle_too_short(read, budget.ping, f"serversTransport {name} forwardingTimeouts.readTimeout")
         if problem:
             reports[path].add(
                 line_at(transport, "forwardingTimeouts", "readTimeout"),
-                IDLE_TIMEOUT,
+                rules.IDLE_TIMEOUT,
                 problem,
                 "raise `forwardingTimeouts.readTimeout` (e.g. 3600s) or leave it unset",
                 f"{DOCS}/reference/routing-configuration/http/load-balancing/serverstransport/",
@@ -135,7 +119,9 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
         if compress is not None:
             included = dig(compress, "includedContentTypes")
             excluded = dig(compress, "excludedContentTypes") or []
-            if (included and SSE_MEDIA_TYPE in included) or (not included and SSE_MEDIA_TYPE not in excluded):
+            if (included and rules.SSE_MEDIA_TYPE in included) or (
+                not included and rules.SSE_MEDIA_TYPE not in excluded
+            ):
                 misplaced = (
                     " (excludedContentTypes is set beside `compress`, not inside it, so it is ignored)"
                     if "excludedContentTypes" in mw
@@ -143,16 +129,16 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
                 )
                 reports[path].on_route(route).add(
                     line_at(mw, "compress"),
-                    COMPRESSION,
-                    f"middleware {name}: compress does not exclude {SSE_MEDIA_TYPE} (only application/grpc by default)"
-                    + misplaced,
-                    f"add `excludedContentTypes: [{SSE_MEDIA_TYPE}]`",
+                    rules.COMPRESSION,
+                    f"middleware {name}: compress does not exclude {rules.SSE_MEDIA_TYPE} "
+                    "(only application/grpc by default)" + misplaced,
+                    f"add `excludedContentTypes: [{rules.SSE_MEDIA_TYPE}]`",
                     f"{DOCS}/reference/routing-configuration/http/middlewares/compress/",
                 )
         if isinstance(mw, LineDict) and "buffering" in mw:
             reports[path].on_route(route).add(
                 line_at(mw, "buffering"),
-                BUFFERING,
+                rules.BUFFERING,
                 f"middleware {name}: buffering holds whole responses",
                 "do not attach the buffering middleware to streaming routes",
                 f"{DOCS}/reference/routing-configuration/http/middlewares/buffering/",
@@ -165,7 +151,7 @@ def check_config(config: Config, reports: dict[Path, Report], budget: Budget) ->
             if str(server.get("url", "")).startswith("h2c://"):
                 reports[path].add(
                     server.line,
-                    HTTP1,
+                    rules.HTTP1,
                     f"service {name}: h2c:// upstream; uvicorn speaks HTTP/1.1 only",
                     "use an http:// server URL",
                     f"{DOCS}/reference/routing-configuration/http/load-balancing/service/",
@@ -200,7 +186,7 @@ def _check_pool(
     what = f"service {name}: transport {transport_name or 'default'} idleConnTimeout" + (
         "" if value is not None else " (default 90 s)"
     )
-    problem = pool_too_long(
+    problem = rules.pool_too_long(
         value if value is not None else DEFAULT_IDLE_CONN, budget.keepalive, budget.keepalive_source, what
     )
     if problem:
@@ -209,9 +195,9 @@ def _check_pool(
         )
         reports[at_path].add(
             line,
-            KEEPALIVE,
+            rules.KEEPALIVE,
             problem,
-            "set `forwardingTimeouts.idleConnTimeout: 60s` on the serversTransport" + BELOW_APP_KEEPALIVE,
+            "set `forwardingTimeouts.idleConnTimeout: 60s` on the serversTransport" + rules.BELOW_APP_KEEPALIVE,
             f"{DOCS}/reference/routing-configuration/http/load-balancing/serverstransport/",
         )
 
@@ -220,7 +206,7 @@ def _check_metrics(config: Config, reports: dict[Path, Report]) -> None:
     candidates = []
     for path, router, name in config.routers:
         rule = str(router.get("rule", ""))
-        if rule_matches(rule, METRICS_PATH):
+        if rule_matches(rule, rules.METRICS_PATH):
             candidates.append((int(router.get("priority") or len(rule)), path, router, name))
     for _, path, router, name in sorted(candidates, key=lambda c: -c[0])[:1]:
         service = str(router.get("service", "")).split("@")[0]
@@ -231,9 +217,9 @@ def _check_metrics(config: Config, reports: dict[Path, Report]) -> None:
         if service in config.services and "loadBalancer" in config.services[service][1] and not guarded:
             reports[path].add(
                 router.line,
-                METRICS,
-                f"router {name} ({router.get('rule')}) forwards {METRICS_PATH} to the app, so anyone can read it",
-                f"add ``&& !PathPrefix(`{METRICS_PATH}`)`` to the rule, or a router for it with an "
+                rules.METRICS,
+                f"router {name} ({router.get('rule')}) forwards {rules.METRICS_PATH} to the app, so anyone can read it",
+                f"add ``&& !PathPrefix(`{rules.METRICS_PATH}`)`` to the rule, or a router for it with an "
                 "ipAllowList middleware",
                 f"{DOCS}/reference/routing-configuration/http/routing/rules-and-priority/",
             )
