@@ -179,17 +179,8 @@ def _ingress_configmap(doc: Doc, report: Report, budget: Budget) -> None:
             f'set `proxy-buffering: "off"` (the default), or `{NGINX}proxy-buffering: "off"` on streaming Ingresses',
             f"{DOCS_CONFIGMAP}#proxy-buffering",
         )
-    problem = rules.idle_too_short(
-        seconds(data.get("proxy-read-timeout")), budget.ping, f"{doc.name}: proxy-read-timeout"
-    )
-    if problem:
-        report.add(
-            data.line_of("proxy-read-timeout"),
-            rules.IDLE_TIMEOUT,
-            problem,
-            'set proxy-read-timeout: "3600"',
-            f"{DOCS_CONFIGMAP}#proxy-read-timeout",
-        )
+    fix = 'set proxy-read-timeout: "3600"'
+    _idle(doc, data, "proxy-read-timeout", report, budget, fix, f"{DOCS_CONFIGMAP}#proxy-read-timeout")
 
 
 def _route_path_hit(match: Any, path: str) -> tuple[int, bool]:
@@ -251,6 +242,13 @@ def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
         )
 
 
+def _idle(doc: Doc, mapping: LineDict, key: str, report: Report, budget: Budget, fix: str, docs: str) -> None:
+    """SK3 on one idle timeout of a resource (`key` of `mapping`, a duration)."""
+    problem = rules.idle_too_short(seconds(mapping.get(key)), budget.ping, f"{doc.name}: {key}")
+    if problem:
+        report.add(mapping.line_of(key), rules.IDLE_TIMEOUT, problem, fix, docs)
+
+
 def _envoy_gateway_policy(doc: Doc, report: Report, budget: Budget) -> None:
     http = dig(doc.body, "spec", "timeout", "http") or LineDict()
     if doc.kind == "BackendTrafficPolicy":
@@ -279,17 +277,9 @@ def _envoy_gateway_policy(doc: Doc, report: Report, budget: Budget) -> None:
                     f"set `{key}: 0s` or remove it",
                     f"{DOCS_EG}#httptimeout",
                 )
-    problem = rules.idle_too_short(
-        seconds(http.get("streamIdleTimeout")), budget.ping, f"{doc.name}: streamIdleTimeout"
+    _idle(
+        doc, http, "streamIdleTimeout", report, budget, "raise streamIdleTimeout (e.g. 120s)", f"{DOCS_EG}#httptimeout"
     )
-    if problem:
-        report.add(
-            http.line_of("streamIdleTimeout"),
-            rules.IDLE_TIMEOUT,
-            problem,
-            "raise streamIdleTimeout (e.g. 120s)",
-            f"{DOCS_EG}#httptimeout",
-        )
 
 
 def _gke(doc: Doc, report: Report, budget: Budget) -> None:
