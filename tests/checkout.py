@@ -3,8 +3,8 @@
 A pytest plugin (registered in tests/conftest.py): at the start of the run it takes
 `git status --ignored --porcelain` of the checkout, at the end it takes it again, and any entry that
 is new fails the run, naming the files. Tool caches that Python and pytest themselves write are not
-a test's doing and are allowed (ALLOWED); so is test-artifacts/, the one declared output folder
-(tests/support_matrix.py writes the support matrix there for CI to upload).
+a test's doing and are allowed (ALLOWED). The run's one report, the support matrix's results, is
+written outside the checkout (tests/support_matrix.py RESULTS).
 Proved by tests/test_checkout.py, which writes a Prometheus multiprocess file into a scratch git
 repository and expects it reported.
 """
@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Written by the interpreter and the tools, not by a test; a trailing slash means a folder anywhere.
-ALLOWED = ("__pycache__/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "test-artifacts/")
+ALLOWED = ("__pycache__/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/")
 _BEFORE = pytest.StashKey[set[str] | None]()
 
 

@@ -18,16 +18,24 @@ What is counted, per proxy:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-RESULTS = REPO / "test-artifacts" / "support-matrix.json"
+# The last run's results: outside the checkout (tests write nothing into it, tests/checkout.py), one
+# file per checkout; STREAMKIT_RESULTS_DIR puts it where a CI job can keep it.
+RESULTS = Path(
+    os.environ.get("STREAMKIT_RESULTS_DIR") or tempfile.gettempdir(),
+    f"streamkit-support-matrix-{hashlib.sha256(str(REPO).encode()).hexdigest()[:12]}.json",
+)
 START, END = "<!-- support-matrix:start -->", "<!-- support-matrix:end -->"
 E2E = "tests/e2e/"
 
@@ -181,7 +189,7 @@ def finish(session: pytest.Session) -> None:
     from streamkit.proxies import PROXIES
 
     versions = {name: proxy.version() for name, proxy in PROXIES.items()}
-    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"results": _results, "versions": versions}, indent=1))
     if _collected - set(_results) or session.testsfailed:
         return  # a partial or failing run says nothing about the matrix
