@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import re
 import subprocess
 import sys
@@ -155,3 +156,44 @@ def test_every_pin_is_in_one_extra() -> None:
             name = canonicalize_name(Requirement(text).name)
             assert name not in seen, f"{name} is pinned in both {seen[name]} and {extra}"
             seen[name] = extra
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new, empty virtual environment (pip only), outside the checkout."""
+    where = tmp_path_factory.mktemp("fresh-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=120)
+    return where
+
+
+def resolved(venv: Path, target: str, report: Path) -> set[str]:
+    """What `pip install TARGET` would install into the fresh venv, resolved by pip itself from the
+    package index (a dry run: `--report` lists every distribution, nothing is installed)."""
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            target,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return {canonicalize_name(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]}
+
+
+def test_a_fresh_venv_pip_install_of_the_app_pulls_no_checker_dependency(fresh_venv: Path, tmp_path: Path) -> None:
+    """Acceptance 3 as stated: pip's own resolution in a fresh virtual environment, not our walk
+    over installed metadata. The control is the same resolution of '.[check]'."""
+    app = resolved(fresh_venv, ".", tmp_path / "app.json")
+    assert {"fastapi", "gunicorn", "openai"} <= app, sorted(app)
+    assert app & CHECKER_ONLY == set(), sorted(app & CHECKER_ONLY)
+    check = resolved(fresh_venv, ".[check]", tmp_path / "check.json")
+    assert check >= CHECKER_ONLY, sorted(CHECKER_ONLY - check)
