@@ -26,8 +26,8 @@ Two socket options bound it (Linux, `man 7 tcp`):
 Accepted connections: the options are set on the LISTENING socket (gunicorn's arbiter creates it;
 `app.gunicorn_conf.when_ready`), and Linux copies them to every accepted socket (the child socket
 is a clone of the listener: `inet_csk_clone_lock`); `tests/netns/test_dead_client.py` checks both
-the inheritance and the end-to-end bound. Upstream connections: `upstream_socket_options()` for
-the HTTP client's transport.
+the inheritance and the end-to-end bound. Upstream connections: `dead_peer_options()` on every
+socket the upstream HTTP client opens (its socket factory, app/upstreams/transport.py).
 
 When the kernel aborts the connection, uvicorn sees the error on its socket, the app receives
 `http.disconnect`, and the streaming core closes the upstream (app/streaming.py).
@@ -43,11 +43,9 @@ import os
 import socket
 from collections.abc import Iterable
 
-import httpx2
-
 from app.settings import Settings
 
-# (level, option, value), the shape httpx2's `socket_options` takes.
+# (level, option, value), as `socket.setsockopt` takes them.
 SocketOption = tuple[int, int, int]
 
 
@@ -82,16 +80,6 @@ def apply_to_listeners(sockets: Iterable[socket.socket], settings: Settings) -> 
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             apply(sock, options)
     return options
-
-
-def upstream_http_client(settings: Settings) -> httpx2.AsyncClient:
-    """The openai SDK's own default HTTP client, with the dead-peer options on every upstream
-    connection (an explicit transport takes the SDK's connection limits with it)."""
-    from openai import DefaultAsyncHttpxClient
-    from openai._constants import DEFAULT_CONNECTION_LIMITS
-
-    transport = httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, socket_options=dead_peer_options(settings))
-    return DefaultAsyncHttpxClient(transport=transport)
 
 
 def listening_fds() -> list[int]:

@@ -70,7 +70,7 @@ def _commit() -> str:
 
 
 def _versions(litellm_python: Path | None) -> dict[str, str]:
-    names = ("uvicorn", "gunicorn", "starlette", "sse-starlette", "fastapi", "openai", "httpx2")
+    names = ("uvicorn", "gunicorn", "starlette", "sse-starlette", "fastapi", "openai", "httpx2", "aiohttp")
     out = {"python": platform.python_version()}
     for name in names:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):

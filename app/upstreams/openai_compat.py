@@ -1,5 +1,6 @@
 """Any OpenAI-compatible upstream (OpenAI, vLLM, Ollama, LiteLLM, ...) through the official
-`openai` SDK (`AsyncOpenAI`, which speaks HTTPX2 since openai 3.0).
+`openai` SDK (`AsyncOpenAI`, which speaks HTTPX2 since openai 3.0), over an aiohttp transport
+(app/upstreams/transport.py: the upstream read per chunk in C, the dead-peer socket options kept).
 
 What is sent: the client's own body (unknown fields included), changed only where
 `app.upstreams.contract` says so, to the upstream's `POST /chat/completions` (or `/responses` with
@@ -45,8 +46,8 @@ from openai._streaming_cleanup import drain_response_async
 
 from app.ending import Ending
 from app.settings import Settings
-from app.sockets import upstream_http_client
 from app.upstreams.base import Chunk, Generation, UpstreamError
+from app.upstreams.transport import upstream_http_client
 
 log = logging.getLogger("app.upstream")
 
