@@ -6,11 +6,14 @@
 Formats: nginx (crossplane, includes followed), Caddyfile (`caddy adapt`), Envoy YAML, Traefik
 YAML (static + dynamic), HAProxy cfg, Kubernetes manifests, Terraform. Rules SK1-SK10 are in
 `streamkit.lint.rules`. Every proxying route is checked unless `--stream-path` names the
-streaming ones. Streaming rules (SK1-SK4, SK9) decide the exit code; app rules (SK5-SK8, SK10,
-about the kit's own app) do too when the app is streamkit (`--app streamkit`, or auto: files under
-the kit's own infra/), otherwise they are notes. A rule a format cannot express (SK10 on nginx,
-Caddy, Traefik) is a note once per format, never a finding. Exit codes: 0 clean, 1 findings, 2 bad usage, nothing could
-be checked, or a config that could not be read or checked.
+streaming ones. Three tiers (`streamkit.lint.rules`): streaming rules (SK1-SK4, SK9) are findings
+for any app and decide the exit code; app rules (SK5, SK6, SK8, SK10, about the kit's own app) do
+too when the app is streamkit (`--app streamkit`, or auto: files under the kit's own infra/),
+otherwise they are notes; advice (SK7 /metrics, for apps that serve metrics on their public port)
+is a note for any other app and not reported for streamkit's, whose public port has no /metrics.
+A rule a format cannot express (SK10 on nginx, Caddy, Traefik) is a note once per format, never a
+finding. Exit codes: 0 clean, 1 findings, 2 bad usage, nothing could be checked, or a config that
+could not be read or checked.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "rules: SK1 buffering, SK2 compression, SK3 idle-timeout, SK4 total-timeout, SK5 keepalive, SK6 http1, "
-        "SK7 metrics, SK8 drain, SK9 cache, SK10 dead-peer (SK5-SK8 and SK10 are about streamkit's own app: notes "
-        "unless --app streamkit; SK10 is a note on nginx, Caddy and Traefik, which cannot express it)\n"
+        "SK7 metrics, SK8 drain, SK9 cache, SK10 dead-peer (SK5, SK6, SK8 and SK10 are about streamkit's own app: "
+        "notes unless --app streamkit; SK7 is advice for apps that serve /metrics on their public port: a note, "
+        "never reported with --app streamkit; SK10 is a note on nginx, Caddy and Traefik, which cannot express it)\n"
         "exit codes: 0 clean, 1 findings, 2 bad usage, nothing checked, or a config that could not be checked\n"
         "example: streamkit lint infra/ --ping 15 --max-stream 3600\n"
         "example: streamkit lint /etc/nginx/sites-available --stream-path /v1/chat/completions"
@@ -50,7 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--app",
         choices=("auto", "streamkit", "other"),
         default="auto",
-        help="the app behind the proxy: streamkit turns the app rules (SK5-SK8, SK10) from notes into findings "
+        help="the app behind the proxy: streamkit turns the app rules (SK5, SK6, SK8, SK10) from notes into "
+        "findings and drops the /metrics advice (SK7: its public port has none) "
         "(default auto: streamkit for files under the kit's own infra/)",
     )
     _seconds(parser, "--drain", defaults.drain_seconds, "the app's drain window", "DRAIN_SECONDS; 0 skips SK8")

@@ -172,7 +172,7 @@ def _check_server(server: Json, report: Report, lines: _Lines, budget: Budget) -
         report.add(
             lines.find("reverse_proxy"),
             rules.METRICS,
-            f"{rules.METRICS_PATH} reaches reverse_proxy, so anyone can read it",
+            f"{rules.METRICS_PATH} reaches reverse_proxy: {rules.METRICS_EXPOSED}",
             f"add `respond {rules.METRICS_PATH} 404` (or a `handle {rules.METRICS_PATH}` with a remote_ip matcher) "
             "before reverse_proxy",
             "https://caddyserver.com/docs/caddyfile/directives/respond",

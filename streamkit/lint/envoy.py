@@ -192,7 +192,7 @@ class _Checker:
                 self.report.add(
                     route.line,
                     rules.METRICS,
-                    f"route {dict(match or {})} forwards {rules.METRICS_PATH} to the app, so anyone can read it",
+                    f"route {dict(match or {})} forwards {rules.METRICS_PATH} to the app: {rules.METRICS_EXPOSED}",
                     f"add a route before it: `match: {{path: {rules.METRICS_PATH}}}` with "
                     "`direct_response: {status: 404}`",
                     f"{DOCS_ROUTE}#config-route-v3-route",

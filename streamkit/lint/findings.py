@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from streamkit.lint.rules import APP_RULES, CONFIG, Rule, prefix_matches, regex_matches
+from streamkit.lint.rules import ADVICE_RULES, APP_RULES, CONFIG, Rule, prefix_matches, regex_matches
 
-# Severities. `error`: a streaming rule is broken (exit 1). `note`: a rule about the kit's own app
-# (keep-alive, /metrics, HTTP/1.1 to uvicorn) on a config whose app is not said to be streamkit
-# (reported, exit unaffected). `warning`: part of a config could not be followed (an absent
-# include, a Helm template that does not parse): the rest was checked.
+# Severities (the tiers: streamkit/lint/rules.py). `error`: a streaming rule is broken, or an app
+# rule for the kit's own app (exit 1). `note`: an app rule (keep-alive, HTTP/1.1 to uvicorn, drain,
+# dead peers) on a config whose app is not said to be streamkit, or advice (SK7 /metrics) for
+# another app (reported, exit unaffected). `warning`: part of a config could not be followed (an
+# absent include, a Helm template that does not parse): the rest was checked.
 ERROR, NOTE, WARNING = "error", "note", "warning"
 
 
@@ -75,6 +76,11 @@ class Finding:
     @property
     def is_app_rule(self) -> bool:
         return self.rule in APP_RULES or self.app_only
+
+    @property
+    def is_advice(self) -> bool:
+        """Advice for apps unlike the kit's (SK7): a note for another app, not reported for the kit's."""
+        return self.rule in ADVICE_RULES
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)

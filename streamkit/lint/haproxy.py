@@ -164,7 +164,7 @@ def _check(section: Section, report: Report, budget: Budget, acls_by_name: dict[
         report.add(
             section.line,
             rules.METRICS,
-            f"{where} forwards every path, {rules.METRICS_PATH} included, to the app",
+            f"{where} forwards every path, {rules.METRICS_PATH} included, to the app: {rules.METRICS_EXPOSED}",
             f"add `http-request deny if {{ path_beg {rules.METRICS_PATH} }}` (or allow only your Prometheus)",
             f"{DOCS}#4.2-http-request%20deny",
         )

@@ -128,7 +128,8 @@ def _ingress(doc: Doc, report: Report, budget: Budget) -> None:
                 report.add(
                     item.line,
                     rules.METRICS,
-                    f"{doc.name}: path {path} ({kind}) publishes {rules.METRICS_PATH}",
+                    f"{doc.name}: path {path} ({kind}) forwards {rules.METRICS_PATH} to the app: "
+                    + rules.METRICS_EXPOSED,
                     "route only the API paths (/v1/, /healthz) and scrape /metrics inside the cluster",
                     "https://kubernetes.io/docs/concepts/services-networking/ingress/#path-types",
                 )
@@ -236,7 +237,7 @@ def _httproute(doc: Doc, report: Report, budget: Budget) -> None:
         report.add(
             best[1].line,
             rules.METRICS,
-            f"{doc.name}: a rule forwards {rules.METRICS_PATH} to the app",
+            f"{doc.name}: a rule forwards {rules.METRICS_PATH} to the app: {rules.METRICS_EXPOSED}",
             "match only the API paths (PathPrefix /v1/, Exact /healthz) and scrape /metrics in-cluster",
             "https://gateway-api.sigs.k8s.io/api-types/httproute/#matches",
         )

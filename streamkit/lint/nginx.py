@@ -251,8 +251,8 @@ class _Checker:
             self.add(
                 loc.block,
                 rules.METRICS,
-                f"location {' '.join(loc.block['args'])} forwards {rules.METRICS_PATH} to the app, "
-                "so anyone can read it",
+                f"location {' '.join(loc.block['args'])} forwards {rules.METRICS_PATH} to the app: "
+                + rules.METRICS_EXPOSED,
                 f"add `location ^~ {rules.METRICS_PATH} {{ deny all; }}` (or allow only your Prometheus' addresses)",
                 "proxy_pass",
             )

@@ -46,7 +46,13 @@ def print_human(result: Result, budget: Budget, console: Console) -> None:
             console.print(f"  [green]fix:[/]     {escape(f.fix)}", soft_wrap=True)
         if f.docs:
             console.print(f"  docs:    {escape(f.docs)}", soft_wrap=True)
-        if f.severity == NOTE:
+        if f.severity == NOTE and f.is_advice:
+            console.print(
+                "  [dim](advice for an app that serves /metrics on its public port: a note, never a finding; "
+                "streamkit's app does not, so --app streamkit drops it)[/]",
+                soft_wrap=True,
+            )
+        elif f.severity == NOTE:
             console.print("  [dim](about streamkit's own app: a note; --app streamkit makes it a finding)[/]")
         console.print()
     for note in result.notes:

@@ -36,23 +36,38 @@ CACHE = Rule("SK9", "cache", "Streaming routes are never cached")
 DEAD_PEER = Rule("SK10", "dead-peer", "A client whose network vanishes is given up within the app's dead-peer budget")
 
 RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, KEEPALIVE, HTTP1, METRICS, DRAIN, CACHE, DEAD_PEER)
-# Two tiers. Streaming rules (SK1-SK4, SK9) hold for any app behind the proxy and decide the exit
-# code. App rules are about the kit's own app: its keep-alive (SK5), uvicorn's HTTP/1.1 only (SK6),
-# its /metrics route (SK7), its drain window (SK8), its dead-peer budget (SK10). They fail the run
-# when the app is streamkit (`--app streamkit`, or a file under the kit's own infra/), otherwise
-# they are notes. SK10 is an app rule because what it judges against is the app's own setting
-# (DEAD_PEER_TIMEOUT, with the bound PING_INTERVAL + 2 x TCP_USER_TIMEOUT that relies on the app's
-# heartbeats), and because a proxy without the bound breaks no stream: every event still arrives,
-# and a client that vanished costs generation until the kernel gives up (tcp_retries2, ~15 min).
-# That cost is the kit's budget to keep; for another app it is a note to act on.
+# Three tiers; "the kit's app" means `--app streamkit`, or auto for a file under the kit's own infra/
+# (streamkit/lint/scan.py, `_tier`).
+#
+# - Streaming rules (SK1-SK4, SK9) hold for any app behind the proxy: always findings (exit 1).
+# - App rules judge a config against the kit's own app: its keep-alive (SK5), uvicorn's HTTP/1.1 only
+#   (SK6), its drain window (SK8), its dead-peer budget (SK10). Findings for the kit's app, notes
+#   for any other. SK10 is an app rule because what it judges against is the app's own setting
+#   (DEAD_PEER_TIMEOUT, with the bound PING_INTERVAL + 2 x TCP_USER_TIMEOUT that relies on the app's
+#   heartbeats), and because a proxy without the bound breaks no stream: every event still arrives,
+#   and a client that vanished costs generation until the kernel gives up (tcp_retries2, ~15 min).
+#   That cost is the kit's budget to keep; for another app it is a note to act on.
+# - Advice (SK7) is about apps unlike the kit's: notes for any other app, never a finding, and not
+#   reported at all for the kit's app. Many FastAPI apps serve Prometheus metrics on their public
+#   port (prometheus instrumentators), and a proxy that forwards `/` publishes them. The kit's app
+#   serves metrics only on its own listener (METRICS_PORT, app/metrics.py `serve_metrics`) and its
+#   public port answers 404 for /metrics (tests/metrics/test_listener.py::
+#   test_the_public_port_has_no_metrics), so a config forwarding `/` to it publishes nothing. The
+#   templates' /metrics guards stay as defence in depth, proven by the e2e check `hides_metrics`.
 STREAMING_RULES = (BUFFERING, COMPRESSION, IDLE_TIMEOUT, TOTAL_TIMEOUT, CACHE)
-APP_RULES = (KEEPALIVE, HTTP1, METRICS, DRAIN, DEAD_PEER)
+APP_RULES = (KEEPALIVE, HTTP1, DRAIN, DEAD_PEER)
+ADVICE_RULES = (METRICS,)
 BY_NAME = {rule.name: rule for rule in (CONFIG, *RULES)}
 
 SSE_MEDIA_TYPE = "text/event-stream"
-# The app's streaming endpoints (README.md, "Endpoints") and the one that must stay private.
+# The app's streaming endpoints (README.md, "Endpoints"), and the path SK7 advises keeping private
+# (an app that serves its metrics on its public port).
 SSE_PATHS = ("/v1/chat/stream", "/v1/chat/completions", "/v1/responses")
 METRICS_PATH = "/metrics"
+# The tail of every SK7 problem: advice, since whether anything is exposed depends on the app.
+METRICS_EXPOSED = (
+    "if the app serves Prometheus metrics on this port (as prometheus instrumentators do), anyone can read them"
+)
 # The tail of every SK5 fix: either side of the inequality can move.
 BELOW_APP_KEEPALIVE = ", below the app's keep-alive (or raise the app's KEEPALIVE above it)"
 

@@ -127,7 +127,7 @@ def lint(paths: list[Path], budget: Budget, app: str = "auto") -> Result:
     findings = list(explicit_errors)
     for fmt, files in checked.items():
         findings.extend(fmt.check(files, budget))
-    findings = [_tier(f, app) for f in _without_repeats(findings)]
+    findings = [tiered for f in _without_repeats(findings) if (tiered := _tier(f, app)) is not None]
     result.findings = sorted(findings, key=lambda f: (f.path, f.line, f.rule.id, f.route, f.message))
     unreadable = {f.path for f in result.errors}
     result.not_checked += [(f.path, f.message) for f in result.errors]
@@ -141,11 +141,15 @@ def lint(paths: list[Path], budget: Budget, app: str = "auto") -> Result:
     return result
 
 
-def _tier(finding: Finding, app: str) -> Finding:
-    """App rules are notes unless the app behind the config is streamkit."""
-    if not finding.is_app_rule:
+def _tier(finding: Finding, app: str) -> Finding | None:
+    """The tiers of streamkit/lint/rules.py: streaming rules stay findings; app rules are findings
+    when the app behind the config is streamkit, notes otherwise; advice (SK7) is a note for
+    another app and dropped for streamkit's (whose public port has no /metrics)."""
+    if not (finding.is_app_rule or finding.is_advice):
         return finding
     kit = app == "streamkit" or (app == "auto" and is_kit_infra(finding.path.removesuffix(kustomize.RENDERED)))
+    if finding.is_advice:
+        return None if kit else replace(finding, severity=NOTE)
     return replace(finding, severity=ERROR if kit else NOTE)
 
 

@@ -218,7 +218,8 @@ def _check_metrics(config: Config, reports: dict[Path, Report]) -> None:
             reports[path].add(
                 router.line,
                 rules.METRICS,
-                f"router {name} ({router.get('rule')}) forwards {rules.METRICS_PATH} to the app, so anyone can read it",
+                f"router {name} ({router.get('rule')}) forwards {rules.METRICS_PATH} to the app: "
+                + rules.METRICS_EXPOSED,
                 f"add ``&& !PathPrefix(`{rules.METRICS_PATH}`)`` to the rule, or a router for it with an "
                 "ipAllowList middleware",
                 f"{DOCS}/reference/routing-configuration/http/routing/rules-and-priority/",

@@ -3,6 +3,7 @@ upstream request; a key never shows in an answer, a log or a metric; relaying wi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from app import auth as app_auth
 from streamkit.local import Process, free_port, http_ready, metrics_url, wait_until
 from tests.auth.conftest import KEYS, MODEL, KeyedRelay, auth, rid, write_keys
 from tests.relay.conftest import app_env
@@ -162,3 +164,45 @@ def test_relay_without_keys_or_with_a_bad_keys_file_refuses_to_start(tmp_path: P
         assert anonymous.alive(), anonymous.logs()
     finally:
         anonymous.stop()
+
+
+def _secret_version(volume: Path, version: str, names: tuple[str, ...], mtime: float) -> Path:
+    """One version of a Secret volume as the kubelet's atomic writer lays it out: the file in a hidden
+    timestamped directory, with its write time."""
+    directory = volume / f"..{version}"
+    directory.mkdir()
+    path = write_keys(directory / "api-keys", names)
+    os.utime(path, (mtime, mtime))
+    return directory
+
+
+def _swap_data(volume: Path, directory: Path) -> None:
+    """The kubelet's swap: a new `..data` symlink, renamed over the old one (atomic)."""
+    (volume / "..data_tmp").symlink_to(directory.name)
+    os.rename(volume / "..data_tmp", volume / "..data")
+
+
+@pytest.mark.parametrize("mount", ["volume", "subPath"])
+def test_keys_file_rotated_like_a_kubernetes_secret_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mount: str
+) -> None:
+    """infra/k8s/components/client-keys mounts the keys Secret as a volume. The kubelet updates it by
+    writing the new version into a new directory and swapping the `..data` symlink; `api-keys` is a
+    symlink through `..data`, so the app's mtime check (KeyRing) sees the new file and the revoked key
+    is refused. Control: a subPath mount pins the first version's file, so the revocation never arrives
+    (why the component mounts the whole volume; tests/static/test_k8s.py rejects subPath)."""
+    monkeypatch.setattr(app_auth, "RELOAD_INTERVAL", 0.0)
+    volume = tmp_path / "client-keys"
+    volume.mkdir()
+    first = _secret_version(volume, "2026_01_01_00_00_00.1", tuple(KEYS), time.time() - 60)
+    _swap_data(volume, first)
+    (volume / "api-keys").symlink_to("..data/api-keys")
+    path = volume / "api-keys" if mount == "volume" else first / "api-keys"  # what a subPath mount pins
+    ring = app_auth.KeyRing(str(path))
+    assert ring.lookup(KEYS["delta"]) is not None
+
+    second = _secret_version(volume, "2026_01_01_00_01_00.2", ("alpha", "beta", "gamma"), time.time())  # delta revoked
+    _swap_data(volume, second)  # the kubelet then deletes `first`; a subPath bind mount keeps its file alive
+    revoked = ring.lookup(KEYS["delta"]) is None
+    assert revoked is (mount == "volume")
+    assert ring.lookup(KEYS["alpha"]) is not None

@@ -123,13 +123,16 @@ def test_human_output_names_file_line_rule_fix_and_docs(capsys: pytest.CaptureFi
     assert f"{DEBIAN_SITE}:15  location /  SK1 buffering" in out
     assert "fix:     add `proxy_buffering off;` to this location" in out
     assert "docs:    https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_buffering" in out
-    # HTTP/1.0 and /metrics are about streamkit's own app: notes, unless --app streamkit.
+    # HTTP/1.0 is about streamkit's own app: a note, unless --app streamkit.
     assert f"{DEBIAN_SITE}:15  location /  note: SK6 http1" in out
+    # /metrics is advice for an app that serves it on its public port: a note, dropped for streamkit's.
+    assert f"{DEBIAN_SITE}:15  location /  note: SK7 metrics" in out and "advice for an app that serves" in out
     # nginx cannot bound a vanished client (SK10): said once, as a note, whatever the app.
     assert "nginx  note: SK10 dead-peer" in out and "net.ipv4.tcp_retries2" in out
     assert "1 finding(s), 3 note(s): 1 config file(s) checked (nginx 1)" in out
     assert main(["lint", "--app", "streamkit", str(DEBIAN_SITE)]) == 1
-    assert "3 finding(s), 1 note(s): 1 config file(s) checked (nginx 1)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 finding(s), 1 note(s): 1 config file(s) checked (nginx 1)" in out and "SK7" not in out
 
 
 def test_app_rules_fail_for_the_kits_infra_and_are_notes_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:

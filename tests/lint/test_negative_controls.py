@@ -2,7 +2,9 @@
 
 tests/negative/lint/<format>/<rule-name>[-detail].<ext>: a config that is correct except for ONE
 violation, named after the rule it violates (the checks cannot pass by flagging everything).
-They are the kit's own controls, so they are linted with `--app streamkit` (app rules are findings).
+They are the kit's own controls, so they are linted with `--app streamkit` (app rules are findings),
+except the controls of advice (SK7 metrics, streamkit/lint/rules.py): linted with `--app other`
+they are caught as notes (exit 0), and the same file with `--app streamkit` reports no SK7 at all.
 The e2e negative controls other suites keep in tests/negative/<proxy>/ must each be flagged too.
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streamkit.lint.rules import RULES
+from streamkit.lint.rules import ADVICE_RULES, RULES
 from tests.lint.helpers import NEGATIVE, lint_json, rule_names
 
 LINT_CONTROLS = sorted(p for p in (NEGATIVE / "lint").rglob("*") if p.is_file())
@@ -43,9 +45,10 @@ RULES_FOR_CHECK = {
     "incremental": {"buffering"},
     "headers_first": {"buffering"},
     "uncompressed": {"compression"},
-    "hides_metrics": {"metrics"},
+    "hides_metrics": {"metrics"},  # advice: a note with --app other (see ADVICE)
     "survives_silence": {"idle-timeout", "total-timeout"},
 }
+ADVICE = {rule.name for rule in ADVICE_RULES}
 # `# app: silent` controls run with pings off (PING_INTERVAL above the timeout): lint them so.
 SILENT_APP_PING = 86400.0
 # Static suites' controls (kustomize overlays; Terraform's are lint controls) carry no markers: the rule each
@@ -60,6 +63,9 @@ STATIC_CONTROLS: dict[str, str | None] = {
     "k8s/btp-misspelt-field": None,
     "k8s/deployment-unknown-field": None,
     "k8s/httproute-bad-duration": None,
+    # Outside lint's rules: the app's start-up (client keys) and how the keys Secret is mounted.
+    "k8s/relay-without-client-keys": None,
+    "k8s/client-keys-subpath": None,
 }
 
 
@@ -72,10 +78,33 @@ def expected_rule(control: Path) -> str:
 
 @pytest.mark.parametrize("control", SINGLE_RULE_CONTROLS, ids=lambda p: str(p.relative_to(NEGATIVE / "lint")))
 def test_lint_catches_negative_control(control: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rule = expected_rule(control)
+    app = "other" if rule in ADVICE else "streamkit"
+    code, report = lint_json(capsys, "--app", app, str(control))
+    assert sum(len(files) for files in report["checked"].values()) == 1, "the control was not read as a config"
+    assert rule_names(report) == {rule}, report["findings"]
+    if rule in ADVICE:  # a note, never a finding
+        assert {f["severity"] for f in report["findings"]} == {"note"} and code == 0
+    else:
+        assert code == 1
+
+
+ADVICE_CONTROLS = [p for p in SINGLE_RULE_CONTROLS if expected_rule(p) in ADVICE]
+
+
+@pytest.mark.parametrize("control", ADVICE_CONTROLS, ids=lambda p: str(p.relative_to(NEGATIVE / "lint")))
+def test_advice_is_not_reported_for_the_kits_app(control: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same control with `--app streamkit`: the kit's app answers 404 for /metrics on its public
+    port (tests/metrics/test_listener.py::test_the_public_port_has_no_metrics), so a config that
+    forwards it publishes nothing; the file is otherwise correct, so the run is clean."""
     code, report = lint_json(capsys, "--app", "streamkit", str(control))
     assert sum(len(files) for files in report["checked"].values()) == 1, "the control was not read as a config"
-    assert rule_names(report) == {expected_rule(control)}, report["findings"]
-    assert code == 1
+    assert report["findings"] == [] and code == 0
+
+
+def test_advice_controls_exist() -> None:
+    """The two tests above run on something: a control per format that has the advice."""
+    assert {p.parent.name for p in ADVICE_CONTROLS} == {p.parent.name for p in SINGLE_RULE_CONTROLS} - {"terraform"}
 
 
 def test_every_rule_has_a_control_per_relevant_format() -> None:
@@ -86,14 +115,18 @@ def test_every_rule_has_a_control_per_relevant_format() -> None:
 
 
 def test_realistic_debian_site_reads_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    """Debian's default site plus a proxy_pass: three findings a newcomer can act on."""
+    """Debian's default site plus a proxy_pass: two findings a newcomer can act on for the kit's app;
+    for another app one finding and two notes (HTTP/1.0, the /metrics advice)."""
     control = NEGATIVE / "lint" / "nginx" / "debian-default-site.conf"
     code, report = lint_json(capsys, "--app", "streamkit", str(control))
     assert code == 1
-    assert rule_names(report) == {"buffering", "http1", "metrics"}
+    assert rule_names(report) == {"buffering", "http1"}
     for finding in report["findings"]:
         assert finding["line"] == 15  # the `location /` that proxies
         assert finding["fix"] and finding["docs"].startswith("https://nginx.org/")
+    code, report = lint_json(capsys, "--app", "other", str(control))
+    severities = {(f["rule"]["name"], f["severity"]) for f in report["findings"]}
+    assert code == 1 and severities == {("buffering", "error"), ("http1", "note"), ("metrics", "note")}
 
 
 def _marker(control: Path, name: str) -> list[str]:
@@ -126,8 +159,14 @@ OTHER_SUITES_CONTROLS = sorted(
 @pytest.mark.parametrize("control", OTHER_SUITES_CONTROLS, ids=lambda p: str(p.relative_to(NEGATIVE)))
 def test_lint_flags_other_suites_negative_controls(control: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Each negative control of the e2e and static suites trips the lint rule that covers the
-    contract check it fails."""
+    contract check it fails: a finding with `--app streamkit`, or for advice (a template's /metrics
+    guard removed) a note with `--app other`."""
     expected = _expected_rules(control)
     ping = ["--ping", str(SILENT_APP_PING)] if _marker(control, "app") == ["silent"] else []
-    code, report = lint_json(capsys, "--app", "streamkit", *ping, str(control))
-    assert code == 1 and rule_names(report) & expected, f"none of {expected} fired: {report['findings']}"
+    if expected - ADVICE:
+        code, report = lint_json(capsys, "--app", "streamkit", *ping, str(control))
+        assert code == 1 and rule_names(report) & expected, f"none of {expected} fired: {report['findings']}"
+    if expected & ADVICE:
+        _, report = lint_json(capsys, "--app", "other", *ping, str(control))
+        notes = {f["rule"]["name"] for f in report["findings"] if f["severity"] == "note"}
+        assert expected & ADVICE <= notes, report["findings"]

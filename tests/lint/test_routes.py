@@ -1,4 +1,4 @@
-"""Which routes `streamkit lint` looks at, what each finding names, and the two tiers of rules.
+"""Which routes `streamkit lint` looks at, what each finding names, and the tiers of rules.
 
 Every proxying route is checked by default (a streaming route at `/a2a/` next to a correct
 `location /` is found); `--stream-path` narrows the check; findings of different files are never
@@ -42,8 +42,8 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 
 def test_plain_streaming_site_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Issue 21 acceptance 7: a plain streaming nginx config for any app exits 0 (the app rules
-    about streamkit's /metrics are notes); the same site with buffering left on fails."""
+    """Issue 21 acceptance 7: a plain streaming nginx config for any app exits 0 (the advice about
+    /metrics is a note); the same site with buffering left on fails."""
     code, report = lint_json(capsys, str(write(tmp_path, "site.conf", PLAIN_STREAMING_SITE)))
     assert code == 0, report["findings"]
     assert {f["severity"] for f in report["findings"]} <= {"note"}
@@ -125,7 +125,8 @@ def test_json_names_rule_severity_file_line_route(tmp_path: Path, capsys: pytest
     for finding in report["findings"]:
         assert {"rule", "severity", "file", "line", "route", "message", "fix", "docs"} <= finding.keys()
         assert finding["severity"] == "error" and finding["file"] == str(site)
-    assert rule_names(report) == {"buffering", "metrics"}  # --app streamkit: /metrics is public
+    # --app streamkit: no SK7, the app's public port has no /metrics (tests/lint/test_negative_controls.py)
+    assert rule_names(report) == {"buffering"}
 
 
 def test_stream_path_narrows_envoy_routes_and_traefik_middlewares(

@@ -10,7 +10,10 @@
   are stated) find nothing in the rendered manifests, judged against the app the Deployment runs
   (two pings < every idle timeout, preStop + graceful_timeout < grace period, total-duration
   timeouts cover the longest stream, gateway pool idle < app keep-alive);
-- references (overlays): routes, policies, selectors and ports point at objects that exist.
+- references (overlays): routes, policies, selectors and ports point at objects that exist;
+- client keys: a Deployment that relays to a real upstream has client keys (or says open access is
+  meant), as `streamkit serve` demands (app/auth.py `startup_problem`), and its keys file lies on a
+  Secret volume mounted whole, so a rotated Secret reaches the app without a restart.
 
 No cluster and no container engine are needed (none exists here); infra/k8s/kind/run-e2e.sh is
 the live counterpart on a machine with Docker.
@@ -33,6 +36,7 @@ import pytest
 import yaml
 
 import app.gunicorn_conf
+from app.auth import startup_problem
 from app.routes import router
 from app.settings import Settings, get_settings
 from streamkit.lint import k8s as lint_k8s
@@ -57,6 +61,7 @@ COMPONENTS = {
     "component-ingress-nginx": "components/ingress-nginx",
     "component-monitoring": "components/monitoring",
     "component-resume-redis": "components/resume-redis",  # issue 19
+    "component-client-keys": "components/client-keys",
 }
 TARGETS = sorted([*OVERLAYS, *COMPONENTS])
 
@@ -422,11 +427,51 @@ def reference_problems(docs: list[Doc]) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------------------------------
+# check 6: the app starts with client keys, and a rotated keys Secret reaches it
+# ---------------------------------------------------------------------------------------------
+
+
+def client_keys_problems(docs: list[Doc]) -> list[str]:
+    """A Deployment without API_KEYS_FILE must pass the app's own start-up rule (app/auth.py
+    `startup_problem`: relaying to UPSTREAM_BASE_URL needs keys or ALLOW_ANONYMOUS=true). One with
+    API_KEYS_FILE must have it on a Secret volume mounted without subPath: the kubelet updates a
+    Secret volume by swapping a symlink, which a subPath mount (a pinned file) never sees
+    (components/client-keys/keys-file.yaml). The file's content is the Secret's, not checked here."""
+    problems = []
+    for deployment in objects(docs, "Deployment"):
+        where = f"Deployment {deployment['metadata']['name']}"
+        settings = app_settings(deployment)
+        if not settings.api_keys_file:
+            problem = startup_problem(settings)
+            problems += [f"{where}: {problem}"] if problem else []
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+        mounts = [
+            mount
+            for mount in pod["containers"][0].get("volumeMounts", [])
+            # A directory holding the file, or (subPath) the file itself.
+            if settings.api_keys_file == mount["mountPath"]
+            or settings.api_keys_file.startswith(mount["mountPath"].rstrip("/") + "/")
+        ]
+        mount = max(mounts, key=lambda m: len(m["mountPath"]), default=None)
+        if mount is None or "secret" not in volumes.get(mount["name"], {}):
+            problems.append(f"{where}: API_KEYS_FILE {settings.api_keys_file} is not on a Secret volume")
+        elif {"subPath", "subPathExpr"} & mount.keys():
+            problems.append(
+                f"{where}: API_KEYS_FILE {settings.api_keys_file} is mounted with subPath: a rotated Secret never "
+                "reaches it"
+            )
+    return problems
+
+
 CHECKS: dict[str, Callable[[list[Doc]], list[str]]] = {
     "core-schema": core_schema_problems,
     "crd-schema": crd_schema_problems,
     "fields": field_problems,
     "budget": budget_problems,
+    "client-keys": client_keys_problems,
 }
 # Checks that only make sense on a whole overlay (a component alone lacks its Gateway).
 OVERLAY_CHECKS: dict[str, Callable[[list[Doc]], list[str]]] = {"references": reference_problems}
@@ -442,6 +487,8 @@ NEGATIVE_CONTROLS = {
     "httproute-wrong-backend-port": ("references", "port 80 of Service streamkit"),
     "httproute-bad-duration": ("crd-schema", "must match pattern"),
     "deployment-unknown-field": ("core-schema", "readinessProbes"),
+    "relay-without-client-keys": ("client-keys", "refusing to start an open relay"),
+    "client-keys-subpath": ("client-keys", "is mounted with subPath"),
 }
 
 
