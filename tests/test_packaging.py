@@ -17,6 +17,7 @@ import argparse
 import importlib.metadata
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -166,7 +167,19 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-def resolved(venv: Path, target: str, report: Path) -> set[str]:
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project as `pip install .` sees it (pyproject.toml, its readme, the packages), copied out
+    of the checkout: building its metadata writes `*.egg-info`, and no test writes into the checkout."""
+    where = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, where / name)
+    for package in ("app", "streamkit"):
+        shutil.copytree(REPO / package, where / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return where
+
+
+def resolved(venv: Path, source: Path, target: str, report: Path) -> set[str]:
     """What `pip install TARGET` would install into the fresh venv, resolved by pip itself from the
     package index (a dry run: `--report` lists every distribution, nothing is installed)."""
     subprocess.run(
@@ -180,7 +193,7 @@ def resolved(venv: Path, target: str, report: Path) -> set[str]:
             str(report),
             target,
         ],
-        cwd=REPO,
+        cwd=source,
         capture_output=True,
         text=True,
         timeout=300,
@@ -189,11 +202,13 @@ def resolved(venv: Path, target: str, report: Path) -> set[str]:
     return {canonicalize_name(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]}
 
 
-def test_a_fresh_venv_pip_install_of_the_app_pulls_no_checker_dependency(fresh_venv: Path, tmp_path: Path) -> None:
+def test_a_fresh_venv_pip_install_of_the_app_pulls_no_checker_dependency(
+    fresh_venv: Path, source: Path, tmp_path: Path
+) -> None:
     """Acceptance 3 as stated: pip's own resolution in a fresh virtual environment, not our walk
     over installed metadata. The control is the same resolution of '.[check]'."""
-    app = resolved(fresh_venv, ".", tmp_path / "app.json")
+    app = resolved(fresh_venv, source, ".", tmp_path / "app.json")
     assert {"fastapi", "gunicorn", "openai"} <= app, sorted(app)
     assert app & CHECKER_ONLY == set(), sorted(app & CHECKER_ONLY)
-    check = resolved(fresh_venv, ".[check]", tmp_path / "check.json")
+    check = resolved(fresh_venv, source, ".[check]", tmp_path / "check.json")
     assert check >= CHECKER_ONLY, sorted(CHECKER_ONLY - check)
