@@ -1,11 +1,13 @@
 """Local processes for the demo and the tests: free ports, start, wait until ready, stop by PID.
 
 Every process is started in its own session, logs to a file, and is stopped by its PID: SIGTERM
-first, SIGKILL after a deadline, and any children it left (gunicorn workers) by their PIDs too.
+first, SIGKILL after a deadline, and any children it left (gunicorn workers) by their PIDs too, then
+whatever is left in the session it was started in (orphans whose parent died first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -120,6 +122,11 @@ class Process:
                 child.wait(5)
             except psutil.NoSuchProcess:
                 pass
+        # A child whose parent died before this stop (an nginx worker whose master was killed) is
+        # no longer below the PID, but still in the session it was started in (start_new_session:
+        # its group ID is this PID, which Linux does not reuse while the group has a member).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
         return self.popen.returncode
 
 

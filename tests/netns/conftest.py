@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import ON_CI, require_binary
-from tests.netns.netns import Link, sweep_stale
+from tests.conftest import ON_CI, Processes, require_binary
+from tests.netns.netns import Link, kill_all, sweep_stale
 
 
 def require_root() -> None:
@@ -28,7 +29,9 @@ def netns_ready() -> None:
     sweep_stale()
 
 
-def make_links() -> tuple[Callable[[], Link], Callable[[], None]]:
+@contextlib.contextmanager
+def links() -> Iterator[Callable[[], Link]]:
+    """Call the yielded function for a fresh namespace + veth; all deleted on exit, whatever happened."""
     made: list[Link] = []
 
     def make() -> Link:
@@ -36,18 +39,27 @@ def make_links() -> tuple[Callable[[], Link], Callable[[], None]]:
         made.append(link)
         return link
 
-    def delete_all() -> None:
+    try:
+        yield make
+    finally:
         for link in made:
             link.delete()
 
-    return make, delete_all
+
+@contextlib.contextmanager
+def scenario_link(processes: Processes) -> Iterator[Link]:
+    """One link for a module's scenario. On exit, whatever happened, every process the module
+    started is SIGKILLed (a graceful stop would wait on sends to a peer that vanished), then the
+    link is deleted."""
+    with links() as make:
+        try:
+            yield make()
+        finally:
+            kill_all(processes.started)
 
 
 @pytest.fixture
 def new_link(netns_ready: None) -> Iterator[Callable[[], Link]]:
     """Call it for a fresh namespace + veth; all deleted at teardown, whatever happened."""
-    make, delete_all = make_links()
-    try:
+    with links() as make:
         yield make
-    finally:
-        delete_all()

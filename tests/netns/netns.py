@@ -144,6 +144,7 @@ def kill_all(processes: Sequence[Process]) -> None:
     wait on sends to a peer that will never answer."""
     for proc in processes:
         if not proc.alive():
+            proc.stop()  # its leftovers in its session (an orphaned worker), if any
             continue
         try:
             children = psutil.Process(proc.pid).children(recursive=True)

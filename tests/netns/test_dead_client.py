@@ -28,8 +28,8 @@ from app.sockets import apply_to_listeners, dead_peer_options
 from streamkit.local import Process, start_app, wait_until
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes
-from tests.netns.conftest import make_links
-from tests.netns.netns import Link, kill_all
+from tests.netns.conftest import scenario_link
+from tests.netns.netns import Link
 
 PING_INTERVAL = 0.5
 DEAD_PEER_TIMEOUT = 2.0
@@ -109,9 +109,7 @@ def scenario(
     netns_ready: None, module_processes: Processes, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
     tmp = tmp_path_factory.mktemp("dead-client")
-    make, delete_all = make_links()
-    try:
-        link = make()
+    with scenario_link(module_processes) as link:
         with ThreadPoolExecutor(2) as pool:  # start both apps at once
             on, off = pool.map(
                 lambda args: _start_side(module_processes, link, tmp, *args),
@@ -126,9 +124,6 @@ def scenario(
                 _open_streams(module_processes, link, side, tmp, name, windows)
             wait_until(lambda: _ready(on) and _ready(off), 30, 0.1, f"streams ready: {windows}")
         yield Scenario(link.vanish(), on, off, link)
-    finally:
-        kill_all(module_processes.started)
-        delete_all()
 
 
 def _close_delays(scenario: Scenario, window: str, timeout: float) -> list[float]:

@@ -33,8 +33,7 @@ from streamkit.proxies.base import ProxyDef
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes, require_binary
 from tests.e2e.harness import Tls, proxy_values
-from tests.netns.conftest import make_links
-from tests.netns.netns import kill_all
+from tests.netns.conftest import scenario_link
 from tests.netns.test_dead_client import BOUND, DEAD_PEER_TIMEOUT, PING_INTERVAL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,9 +166,7 @@ def vanished(
     tmp = tmp_path_factory.mktemp("dead-client-proxies")
     cert, key, ca = write_certificates(tmp / "tls")
     tls = Tls(cert=cert, key=key, ca=ca)
-    make, delete_all = make_links()
-    try:
-        link = make()
+    with scenario_link(module_processes) as link:
         records = tmp / "records"
         records.mkdir()
         _, app_url = module_processes.app(
@@ -203,9 +200,6 @@ def vanished(
                 f"{through.proxy} streams ready",
             )
         yield link.vanish(), [through for through, _ in throughs]
-    finally:
-        kill_all(module_processes.started)
-        delete_all()
 
 
 @pytest.mark.parametrize("proxy", MEASURED)

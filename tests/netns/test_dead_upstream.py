@@ -24,8 +24,8 @@ from streamkit.local import Process, free_port, start_app, wait_serving, wait_un
 from streamkit.probe.observe import Observation, observe
 from tests.bounds import MIN_TRIALS, assert_p95
 from tests.conftest import Processes
-from tests.netns.conftest import make_links
-from tests.netns.netns import Link, kill_all, tcp_connections
+from tests.netns.conftest import scenario_link
+from tests.netns.netns import Link, tcp_connections
 
 UPSTREAM_READ_TIMEOUT = 2.0
 BOUND = UPSTREAM_READ_TIMEOUT + 1.0  # acceptance 3
@@ -94,9 +94,7 @@ def scenario(
     netns_ready: None, module_processes: Processes, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
     tmp = tmp_path_factory.mktemp("dead-upstream")
-    make, delete_all = make_links()
-    try:
-        link = make()
+    with scenario_link(module_processes) as link:
         started = [_upstream(module_processes, link, tmp, name) for name in ("on", "off")]
         envs = [
             # The read timeout, not the upstream's keepalive, decides here.
@@ -128,9 +126,6 @@ def scenario(
             ended = sorted(name for name in relay.results if not name.startswith("first_token"))
             assert not ended, f"streams ended before the upstream vanished: {ended}"
         yield Scenario(link.vanish(), relay, control)
-    finally:
-        kill_all(module_processes.started)
-        delete_all()
 
 
 @pytest.mark.parametrize("window", list(WINDOWS))
